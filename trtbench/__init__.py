@@ -1,0 +1,1 @@
+"""Runtime layer of the TensorRT pipeline benchmark suite: CUDA resources, backends, approaches."""

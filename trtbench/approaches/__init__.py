@@ -1,0 +1,25 @@
+"""The approaches, in the tutorial's order; each stacks on the one before it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Stable names: they are the test ids and the keys saved runs are compared by.
+NAMES = (
+    "baseline",
+    "reuse_buffers",
+    "pinned_memory",
+    "fp16",
+    "overlap",
+    "async_postprocess",
+    "cuda_graph",
+    "multi_context",
+    "multi_profile",
+)
+
+
+def approach_class(name: str) -> Any:
+    if name not in NAMES:
+        raise KeyError(f"unknown approach {name!r}; known: {', '.join(NAMES)}")
+    return importlib.import_module(f"trtbench.approaches.{name}").Approach

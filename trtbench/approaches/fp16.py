@@ -1,0 +1,15 @@
+"""Approach 4, fp16: the fp16 engine (TensorRT 10: BuilderFlag.FP16; 11: strongly typed
+fp16 network; torch: fp16 weights) with fp32 inputs and outputs.
+
+Keeps pinned memory and buffer reuse; checked against the fp16 tolerances.
+"""
+
+from trtbench.approaches.pinned_memory import PinnedMemoryPipeline
+
+
+class Fp16Pipeline(PinnedMemoryPipeline):
+    name = "fp16"
+    engine_kind = "fp16"
+
+
+Approach = Fp16Pipeline

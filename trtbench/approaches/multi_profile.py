@@ -1,0 +1,75 @@
+"""Approach 9, multi_profile (TensorRT only): batches of 16 and ``--batch-size``
+alternating, on the two-profile engine ([1,16,32] and [64,128,192]; one context per
+profile, each selecting its profile once) against the same workload on the single
+wide-profile engine (one context, input shape changed per batch).
+
+A profile tuned for 16 should make the small batches faster; the ordering check
+compares the GPU time of the batch-16 half. PyTorch has no optimization profiles,
+so the approach is skipped there with that reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trtbench.approaches.reuse_buffers import SerialPipeline
+from trtbench.backends.base import Engine, UnsupportedApproach
+from trtbench.cuda import DeviceBuffer, PinnedBuffer, Stream
+from trtbench.pipeline import Pipeline, Workload
+
+VARIANTS = ("two_profiles", "one_profile")
+
+
+class MultiProfilePipeline(SerialPipeline):
+    name = "multi_profile"
+    engine_kind = "multi_profile"  # one_profile uses the fp16 engine
+    host_memory = "pinned"
+
+    def __init__(self, engine: Engine, workload: Workload, variant: str = "two_profiles") -> None:
+        if engine.backend != "tensorrt":
+            raise UnsupportedApproach(f"{engine.backend} has no optimization profiles")
+        if variant not in VARIANTS:
+            raise ValueError(f"multi_profile variant {variant!r} is not one of {VARIANTS}")
+        Pipeline.__init__(self, engine, workload)
+        self.variant = variant
+        self.stream = self.own(Stream())
+        self.batch_sizes = sorted({x.shape[0] for x in workload.inputs})
+        if variant == "two_profiles":
+            self.contexts_used = engine.num_profiles
+            self.by_batch = {}
+            for profile in range(engine.num_profiles):
+                ctx = self.new_context()
+                ctx.set_optimization_profile(profile, self.stream)
+                lo, hi = engine.profile_batch_range(profile)
+                for b in self.batch_sizes:
+                    if lo <= b <= hi:
+                        self.by_batch[b] = ctx
+            missing = [b for b in self.batch_sizes if b not in self.by_batch]
+            if missing:
+                raise UnsupportedApproach(f"no optimization profile of the engine covers batch sizes {missing}")
+        else:
+            ctx = self.new_context()
+            self.by_batch = {b: ctx for b in self.batch_sizes}
+        self.context = self.by_batch[workload.max_batch]
+        out_shape = self.output_shape(self.context, workload.max_batch)
+        self.d_input = self.own(DeviceBuffer((workload.max_batch, *workload.inputs[0].shape[1:])))
+        self.d_output = self.own(DeviceBuffer(out_shape))
+        self.h_output = self.own(PinnedBuffer(out_shape)).array
+        self.stream.synchronize()
+
+    def infer_once(self, i: int, x: np.ndarray, d_in: DeviceBuffer, d_out: DeviceBuffer, h_out: np.ndarray) -> None:
+        self.context = self.by_batch[x.shape[0]]
+        super().infer_once(i, x, d_in, d_out, h_out)
+
+    def extra_metrics(self) -> dict[str, Any]:
+        gpu = np.array(self.events.gpu_ms)  # rounds x batches
+        sizes = np.array([x.shape[0] for x in self.workload.inputs])
+        return {
+            "variant": self.variant,
+            **{f"batch{b}_gpu_ms": float(np.median(gpu[:, sizes == b])) for b in self.batch_sizes},
+        }
+
+
+Approach = MultiProfilePipeline

@@ -1,0 +1,110 @@
+"""Approach 5, overlap: the next batch's upload runs while the current batch computes.
+
+A copy stream and a compute stream. Inputs are double-buffered on the device: batch
+i+1 is uploaded into the other input slot on the copy stream as soon as the batch that
+last used that slot has consumed it (TensorRT: ``set_input_consumed_event``; torch:
+after the input's cast), and the compute stream waits for the upload's event. Outputs
+go to two pinned host slots (a :class:`SlotRing`). Keeps fp16 and pinned memory; the
+host post-processes each batch on the main thread.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from trtbench.backends.base import Engine
+from trtbench.cuda import DeviceBuffer, Event, PinnedBuffer, Stream
+from trtbench.pipeline import Pipeline, SlotRing, Workload, nvtx_range
+
+SLOTS = 2
+
+
+class OverlapPipeline(Pipeline):
+    name = "overlap"
+    engine_kind = "fp16"
+    host_memory = "pinned"
+
+    def __init__(self, engine: Engine, workload: Workload, indices: Sequence[int] | None = None,
+                 shared: Pipeline | None = None) -> None:
+        super().__init__(engine, workload, shared)
+        # multi_context runs one of these per context over a share of the batches
+        self.indices = list(range(workload.batches)) if indices is None else list(indices)
+        self.context = self.new_context()
+        self.copy_stream = self.own(Stream())
+        self.compute_stream = self.own(Stream())
+        in_shape = (workload.max_batch, *workload.inputs[0].shape[1:])
+        out_shape = self.output_shape(self.context, workload.max_batch)
+        self.d_inputs = [self.own(DeviceBuffer(in_shape)) for _ in range(SLOTS)]
+        self.d_output = self.own(DeviceBuffer(out_shape))
+        self.h_outputs = [self.own(PinnedBuffer(out_shape)).array for _ in range(SLOTS)]
+        self.uploaded = [self.own(Event(timing=False)) for _ in range(SLOTS)]
+        self.consumed = [self.own(Event(timing=False)) for _ in range(SLOTS)]
+        self.output_ready = [self.own(Event(timing=False)) for _ in range(SLOTS)]
+        self.ring = SlotRing(SLOTS)
+        self.context.set_tensor_address(self.output_name, self.d_output.ptr)
+        for event in self.consumed:  # a slot never used counts as consumed
+            event.record(self.compute_stream)
+
+    def device_outputs(self) -> list[DeviceBuffer]:
+        return [self.d_output]
+
+    def host_outputs(self) -> list[np.ndarray]:
+        return self.h_outputs
+
+    def poison_stream(self) -> Stream:
+        return self.compute_stream
+
+    def _upload(self, position: int) -> None:
+        i = self.indices[position]
+        slot = position % SLOTS
+        self.copy_stream.wait(self.consumed[slot])  # the batch that last used this slot is done with it
+        self.events.start[i].record(self.copy_stream)
+        self.d_inputs[slot].upload(self.workload.inputs[i], self.copy_stream)
+        self.events.uploaded[i].record(self.copy_stream)
+        self.uploaded[slot].record(self.copy_stream)
+
+    def launch(self, slot: int, batch: int) -> None:
+        """Run the engine on input slot ``slot``; records ``consumed[slot]`` once the input is free."""
+        ctx = self.context
+        ctx.set_input_shape(self.input_name, (batch, *self.workload.inputs[0].shape[1:]))
+        ctx.set_tensor_address(self.input_name, self.d_inputs[slot].ptr)
+        ctx.set_input_consumed_event(self.consumed[slot].ptr)
+        ctx.enqueue(self.compute_stream)
+
+    def run_round(self) -> None:
+        if not self.indices:
+            return
+        self._upload(0)
+        for position, i in enumerate(self.indices):
+            with nvtx_range("infer"):
+                self.sink.begin(i)
+                slot = position % SLOTS
+                batch = self.workload.inputs[i].shape[0]
+                self.compute_stream.wait(self.uploaded[slot])
+                self.launch(slot, batch)
+                if position + 1 < len(self.indices):
+                    self._upload(position + 1)
+                out_slot = self.ring.slot_for(position)
+                self.ring.acquire(out_slot)  # its previous batch has been post-processed
+                host = self.h_outputs[out_slot][:batch]
+                self.d_output.download(host, self.compute_stream)
+                self.events.end[i].record(self.compute_stream)
+                self.output_ready[out_slot].record(self.compute_stream)
+                self.handle_output(i, out_slot, host)
+        self.drain()
+        self.events.mark_recorded()
+
+    def handle_output(self, i: int, out_slot: int, host: np.ndarray) -> None:
+        """Wait for batch i's output and post-process it (here: on this thread)."""
+        self.output_ready[out_slot].synchronize()
+        with nvtx_range("Print Result", "green"):
+            self.sink.store(i, host)
+        self.ring.release(out_slot)
+
+    def drain(self) -> None:
+        """Wait until every batch of the round has been post-processed."""
+
+
+Approach = OverlapPipeline

@@ -1,0 +1,182 @@
+"""TensorRT backend: engine builds, inspection and ``execute_async_v3``.
+
+Every TensorRT call of the suite is in this module, in a few small functions, and is
+type-checked against ``tensorrt-stubs`` (10.13 API). Every boolean TensorRT returns
+is checked; an error names the tensor, profile or engine. The decisions these
+functions follow (shapes, flags, fp16 path) come from ``trtbench.engines``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorrt as trt
+
+from trtbench.backends.base import Engine, ExecutionContext
+from trtbench.cuda import Stream
+from trtbench.engines import EngineSpec, TrtCapabilities, write_atomic
+
+IMAGE_CHW = (3, 224, 224)
+
+
+class TensorRTError(RuntimeError):
+    pass
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise TensorRTError(f"TensorRT: {what} returned False")
+
+
+def _logger() -> trt.ILogger:
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def capabilities() -> TrtCapabilities:
+    return TrtCapabilities.detect(trt)
+
+
+def build_serialized_engine(spec: EngineSpec, onnx_path: Path, timing_cache_path: Path) -> bytes:
+    """Parse the ONNX and build ``spec``'s engine; raise with every parser error on failure."""
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"engine {spec.name!r}: ONNX file {onnx_path} does not exist")
+    logger = _logger()
+    builder = trt.Builder(logger)
+    flags = 0
+    if spec.fp16_path == "strongly_typed" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        # Accepted but ignored on 11.x, where every network is strongly typed.
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes(), str(onnx_path)):
+        errors = "\n  ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise TensorRTError(f"engine {spec.name!r}: cannot parse {onnx_path}:\n  {errors}")
+
+    config = builder.create_builder_config()
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    if spec.max_aux_streams is not None:
+        config.max_aux_streams = spec.max_aux_streams
+    if spec.fp16_path == "builder_flag":
+        config.set_flag(trt.BuilderFlag.FP16)  # 10.x only: chosen only where the flag exists
+    if spec.profile_sharing_flag:
+        config.set_preview_feature(trt.PreviewFeature.PROFILE_SHARING_0806, True)  # < 10.0 only
+    input_name = network.get_input(0).name
+    for index, (lo, opt, hi) in enumerate(spec.profiles):
+        profile = builder.create_optimization_profile()
+        profile.set_shape(input_name, trt.Dims([lo, *IMAGE_CHW]), trt.Dims([opt, *IMAGE_CHW]), trt.Dims([hi, *IMAGE_CHW]))
+        if config.add_optimization_profile(profile) < 0:
+            raise TensorRTError(f"engine {spec.name!r}: profile {index} ({lo}/{opt}/{hi}) rejected")
+
+    timing_cache = config.create_timing_cache(timing_cache_path.read_bytes() if timing_cache_path.exists() else b"")
+    _check(config.set_timing_cache(timing_cache, False), "IBuilderConfig.set_timing_cache")
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise TensorRTError(f"engine {spec.name!r} failed to build with options {spec}")
+    write_atomic(timing_cache_path, bytes(memoryview(timing_cache.serialize())))
+    return bytes(memoryview(serialized))
+
+
+def deserialize(data: bytes) -> trt.ICudaEngine:
+    engine = trt.Runtime(_logger()).deserialize_cuda_engine(data)
+    if engine is None:
+        raise TensorRTError("Runtime.deserialize_cuda_engine returned None")
+    return engine
+
+
+def deserialize_problem(data: bytes) -> str | None:
+    """None if the bytes deserialize on this GPU and TensorRT, else why not (cache check)."""
+    try:
+        deserialize(data)
+    except Exception as exc:
+        return str(exc)
+    return None
+
+
+def layer_information(data: bytes) -> str:
+    """The engine inspector's JSON (complete with DETAILED profiling verbosity)."""
+    inspector = deserialize(data).create_engine_inspector()
+    return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+
+
+class TensorRTContext(ExecutionContext):
+    def __init__(self, engine: "TensorRTEngine") -> None:
+        context = engine.engine.create_execution_context()
+        if context is None:
+            raise TensorRTError("ICudaEngine.create_execution_context returned None")
+        self._engine = engine
+        self.context: trt.IExecutionContext | None = context
+
+    def _ctx(self) -> trt.IExecutionContext:
+        if self.context is None:
+            raise TensorRTError("execution context used after close()")
+        return self.context
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        _check(self._ctx().set_input_shape(name, list(shape)), f"set_input_shape({name!r}, {shape})")
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        dims = self._ctx().get_tensor_shape(name)
+        shape = tuple(int(dims[i]) for i in range(len(dims)))
+        if any(d < 0 for d in shape):
+            raise TensorRTError(f"tensor {name!r} has unresolved shape {shape}: set the input shapes first")
+        return shape
+
+    def set_tensor_address(self, name: str, address: int) -> None:
+        _check(self._ctx().set_tensor_address(name, address), f"set_tensor_address({name!r})")
+
+    def set_input_consumed_event(self, event: int | None) -> None:
+        _check(self._ctx().set_input_consumed_event(event or 0), "set_input_consumed_event")
+
+    def set_optimization_profile(self, index: int, stream: Stream) -> None:
+        if not 0 <= index < self._engine.num_profiles:
+            raise TensorRTError(f"profile {index} does not exist (engine has {self._engine.num_profiles})")
+        _check(self._ctx().set_optimization_profile_async(index, stream.ptr), f"set_optimization_profile_async({index})")
+
+    def enqueue(self, stream: Stream) -> None:
+        _check(self._ctx().execute_async_v3(stream.ptr), "execute_async_v3")
+
+    def close(self) -> None:
+        self.context = None  # TensorRT frees the context when the last reference goes
+
+
+class TensorRTEngine(Engine):
+    backend = "tensorrt"
+
+    def __init__(self, data: bytes, spec: EngineSpec) -> None:
+        self.engine: trt.ICudaEngine = deserialize(data)
+        self.spec = spec
+        self.precision = spec.precision
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self._inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self._outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self._inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
+
+    def tensor_dtype(self, name: str) -> np.dtype[Any]:
+        return np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+
+    @property
+    def num_profiles(self) -> int:
+        return int(self.engine.num_optimization_profiles)
+
+    def profile_batch_range(self, index: int) -> tuple[int, int]:
+        lo, _, hi = self.engine.get_tensor_profile_shape(self._inputs[0], index)
+        return int(lo[0]), int(hi[0])
+
+    def create_execution_context(self) -> TensorRTContext:
+        return TensorRTContext(self)
+
+    def peak_working_bytes(self, contexts: int) -> int:
+        # activation memory TensorRT allocates per execution context (weights not included)
+        return int(self.engine.device_memory_size_v2) * contexts
+
+    def close(self) -> None:
+        self.engine = None  # type: ignore[assignment]
