@@ -17,7 +17,7 @@ import numpy as np
 try:  # cuda-python 13 (and 12.x >= 12.6): the only spelling that still works
     from cuda.bindings import runtime as cudart
 except ImportError:  # pragma: no cover - cuda-python 12.x before the bindings split
-    from cuda import cudart  # type: ignore[no-redef,attr-defined]
+    from cuda import cudart
 
 
 class CudaError(RuntimeError):

@@ -106,16 +106,16 @@ def engine_specs(
     wide = ((1, batch_size, 2 * batch_size),)
     fp16_path = choose_fp16_path(caps, force_strongly_typed)
     fp16_onnx = "fp16" if fp16_path == "strongly_typed" else "fp32"
-    common = dict(max_aux_streams=max_aux_streams)
+    aux = max_aux_streams
     return {
-        "fp32": EngineSpec("fp32", "fp32", wide, **common),  # type: ignore[arg-type]
-        "fp16": EngineSpec("fp16", "fp16", wide, fp16_path, onnx_variant=fp16_onnx, **common),  # type: ignore[arg-type]
+        "fp32": EngineSpec("fp32", "fp32", wide, max_aux_streams=aux),
+        "fp16": EngineSpec("fp16", "fp16", wide, fp16_path, onnx_variant=fp16_onnx, max_aux_streams=aux),
         "multi_profile": EngineSpec(
-            "multi_profile", "fp16", MULTI_PROFILE_SHAPES, fp16_path, onnx_variant=fp16_onnx, **common  # type: ignore[arg-type]
+            "multi_profile", "fp16", MULTI_PROFILE_SHAPES, fp16_path, onnx_variant=fp16_onnx, max_aux_streams=aux
         ),
         "shared_profile": EngineSpec(
             "shared_profile", "fp16", wide, fp16_path, needs_profile_sharing_flag(caps), onnx_variant=fp16_onnx,
-            **common,  # type: ignore[arg-type]
+            max_aux_streams=aux,
         ),
     }
 
@@ -140,15 +140,19 @@ def file_sha256(path: Path) -> str:
 
 
 def cache_key(spec: EngineSpec, onnx_sha256: str, trt_version: str, gpu_name: str, compute_capability: str) -> dict[str, Any]:
-    """The full identity of an engine: model, TensorRT, GPU and every build option."""
-    return {
+    """The full identity of an engine: model, TensorRT, GPU and every build option.
+
+    Normalised through JSON (tuples become lists) so it compares equal to the recorded copy.
+    """
+    key: dict[str, Any] = json.loads(json.dumps({
         "schema": KEY_SCHEMA,
         "onnx_sha256": onnx_sha256,
         "tensorrt": trt_version,
         "gpu_name": gpu_name,
         "compute_capability": compute_capability,
         "spec": dataclasses.asdict(spec),
-    }
+    }))
+    return key
 
 
 def key_digest(key: dict[str, Any]) -> str:

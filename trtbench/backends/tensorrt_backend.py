@@ -19,6 +19,12 @@ from trtbench.cuda import Stream
 from trtbench.engines import EngineSpec, TrtCapabilities, write_atomic
 
 IMAGE_CHW = (3, 224, 224)
+_NUMPY_DTYPES: dict[trt.DataType, np.dtype[Any]] = {
+    trt.DataType.FLOAT: np.dtype(np.float32),
+    trt.DataType.HALF: np.dtype(np.float16),
+    trt.DataType.INT32: np.dtype(np.int32),
+    trt.DataType.INT64: np.dtype(np.int64),
+}
 
 
 class TensorRTError(RuntimeError):
@@ -161,7 +167,10 @@ class TensorRTEngine(Engine):
         return list(self._outputs)
 
     def tensor_dtype(self, name: str) -> np.dtype[Any]:
-        return np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+        dtype = self.engine.get_tensor_dtype(name)
+        if dtype not in _NUMPY_DTYPES:
+            raise TensorRTError(f"tensor {name!r} has data type {dtype}, which the pipelines do not handle")
+        return _NUMPY_DTYPES[dtype]
 
     @property
     def num_profiles(self) -> int:

@@ -1,0 +1,59 @@
+"""The ordering rules on recorded figures (no GPU)."""
+
+from trtbench.ordering import CHAIN, Figure, check_ordering, failures
+
+B = 128
+
+
+def good_figures(backend="torch"):
+    ms = {"baseline": 25.0, "reuse_buffers": 22.0, "pinned_memory": 9.0, "fp16": 6.7, "overlap": 6.3,
+          "async_postprocess": 6.4}
+    figs = [Figure(backend, name, B, ms[name]) for name in CHAIN]
+    figs[1] = Figure(backend, "reuse_buffers", B, 22.0, upload_ms=12.7)
+    figs[2] = Figure(backend, "pinned_memory", B, 9.0, upload_ms=1.5)
+    figs += [Figure(backend, "async_postprocess", 1, 4.3), Figure(backend, "cuda_graph", 1, 0.5)]
+    return figs
+
+
+def test_good_figures_pass_and_missing_rules_are_reported_not_failed():
+    verdicts = check_ordering(good_figures(), B)
+    assert not failures(verdicts)
+    missing = [v for v in verdicts if v.ok is None]
+    assert [v.rule for v in missing] == ["multi_profile not slower than one profile on the small batches"]
+
+
+def test_chain_step_slower_beyond_tolerance_fails_naming_pair_and_figures():
+    figs = [f if f.case != "overlap" else Figure("torch", "overlap", B, 7.1) for f in good_figures()]
+    failed = failures(check_ordering(figs, B, tolerance=0.05))
+    rules = {v.rule for v in failed}
+    assert "overlap not slower than fp16" in rules and "overlap faster than serial fp16" in rules
+    message = next(v.message for v in failed if v.rule == "overlap not slower than fp16")
+    assert "7.100 ms" in message and "6.700 ms" in message and "+6.0%" in message
+
+
+def test_within_tolerance_passes():
+    figs = [f if f.case != "async_postprocess" or f.batch_size != B else Figure("torch", f.case, B, 6.5)
+            for f in good_figures()]  # +3.2% over overlap
+    assert not failures(check_ordering(figs, B, tolerance=0.05))
+
+
+def test_pinned_upload_needs_2x():
+    figs = [f if f.case != "pinned_memory" else Figure("torch", "pinned_memory", B, 9.0, upload_ms=7.0)
+            for f in good_figures()]
+    failed = failures(check_ordering(figs, B))
+    assert [v.rule for v in failed] == ["pinned upload at least 2x faster than pageable"]
+
+
+def test_cuda_graph_must_beat_eager_at_batch_1():
+    figs = [f if f.case != "cuda_graph" else Figure("torch", "cuda_graph", 1, 4.4) for f in good_figures()]
+    assert [v.rule for v in failures(check_ordering(figs, B))] == ["cuda_graph faster than without a graph at batch 1"]
+
+
+def test_multi_profile_rule_and_backends_are_separate():
+    figs = good_figures("tensorrt") + good_figures("torch") + [
+        Figure("tensorrt", "multi_profile-two_profiles", B, 3.0, small_batch_gpu_ms=0.9),
+        Figure("tensorrt", "multi_profile-one_profile", B, 3.1, small_batch_gpu_ms=0.8),
+    ]
+    failed = failures(check_ordering(figs, B))
+    assert [(v.backend, v.rule) for v in failed] == [
+        ("tensorrt", "multi_profile not slower than one profile on the small batches")]

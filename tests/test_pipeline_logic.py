@@ -1,0 +1,100 @@
+"""Host-side pipeline logic that needs no GPU: double-buffered output slots, the worker
+thread, post-processing, the sink's poisoning."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from trtbench.pipeline import Sink, SlotRing, WorkerThread, Workload, postprocess, softmax
+
+
+def test_slot_ring_never_lets_a_writer_overwrite_a_slot_being_read():
+    """Producer writes batch i into slot i % 2, consumer reads it slowly: every batch read
+    back must be the one written (the tutorial's race would read batch i+2's data)."""
+    ring, slots, seen = SlotRing(2), [None, None], []
+    worker = WorkerThread("reader")
+
+    def read(i, slot):
+        time.sleep(0.002)  # slow post-processing: the writer runs ahead
+        seen.append((i, slots[slot]))
+        ring.release(slot)
+
+    try:
+        for i in range(50):
+            slot = ring.slot_for(i)
+            ring.acquire(slot)
+            slots[slot] = i  # "download batch i into the slot"
+            worker.submit(lambda i=i, slot=slot: read(i, slot))
+        worker.drain()
+    finally:
+        worker.close()
+    assert seen == [(i, i) for i in range(50)]
+
+
+def test_without_the_ring_the_race_is_real():
+    """Control: the same schedule with a single unguarded buffer reads wrong batches."""
+    slot, seen = [None], []
+    worker = WorkerThread("reader")
+
+    def read(i):
+        time.sleep(0.002)
+        seen.append((i, slot[0]))
+
+    try:
+        for i in range(20):
+            slot[0] = i
+            worker.submit(lambda i=i: read(i))
+        worker.drain()
+    finally:
+        worker.close()
+    assert any(i != value for i, value in seen)
+
+
+def test_slot_ring_acquire_times_out_when_never_released():
+    ring = SlotRing(1)
+    ring.acquire(0)
+    with pytest.raises(TimeoutError, match="slot 0"):
+        ring.acquire(0, timeout=0.05)
+
+
+def test_worker_reraises_first_error_and_keeps_running_later_jobs():
+    worker = WorkerThread("w")
+    ran = []
+    try:
+        worker.submit(lambda: (_ for _ in ()).throw(ValueError("first")))
+        worker.submit(lambda: ran.append(1))  # must still run: it may release a slot
+        with pytest.raises(ValueError, match="first"):
+            worker.drain()
+        assert ran == [1]
+        worker.drain()  # the error is reported once
+    finally:
+        worker.close()
+    assert not any(t.name == "w" and t.is_alive() for t in threading.enumerate())
+
+
+def test_postprocess_matches_numpy():
+    logits = np.random.default_rng(0).standard_normal((8, 1000)).astype(np.float32)
+    result = postprocess(logits)
+    np.testing.assert_array_equal(result.classes, logits.argmax(axis=1))
+    np.testing.assert_allclose(softmax(logits).sum(axis=1), 1.0, rtol=1e-5)
+    assert result.summary.startswith("classes")
+
+
+def test_sink_poison_and_store():
+    sink = Sink([4, 2])
+    assert np.isnan(sink.logits[0]).all() and (sink.classes[1] == -1).all()
+    logits = np.arange(8000, dtype=np.float32).reshape(8, 1000)[:4]
+    sink.begin(0)
+    sink.store(0, logits)
+    np.testing.assert_array_equal(sink.logits[0], logits)
+    assert (sink.classes[0] == 999).all() and sink.latencies_ms()[0] >= 0
+    assert np.isnan(sink.latencies_ms()[1])  # batch 1 never ran
+    sink.poison()
+    assert np.isnan(sink.logits[0]).all()
+
+
+def test_workload_needs_matching_references():
+    with pytest.raises(ValueError):
+        Workload([np.zeros((1, 3, 224, 224), np.float32)], [], "pageable")
