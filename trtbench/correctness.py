@@ -9,8 +9,8 @@ import numpy as np
 
 # Per compute precision. fp32 allows TF32 (TensorRT's and torch's default on Ampere+).
 TOLERANCES = {
-    "fp32": {"rel_l2": 5e-3, "top1": 0.99},
-    "fp16": {"rel_l2": 3e-2, "top1": 0.97},
+    "fp32": {"rel_l2": 2e-3, "top1": 0.99},  # measured on the H100 (torch, TF32): 4.8e-4
+    "fp16": {"rel_l2": 1e-2, "top1": 0.97},  # measured on the H100 (torch): 5.5e-4
 }
 
 
