@@ -1,6 +1,6 @@
 """The ordering rules on recorded figures (no GPU)."""
 
-from trtbench.ordering import CHAIN, Figure, check_ordering, failures
+from trtbench.ordering import CHAIN, Figure, check_ordering, failures, figure_case
 
 B = 128
 
@@ -57,3 +57,16 @@ def test_multi_profile_rule_and_backends_are_separate():
     failed = failures(check_ordering(figs, B))
     assert [(v.backend, v.rule) for v in failed] == [
         ("tensorrt", "multi_profile not slower than one profile on the small batches")]
+
+
+def test_batch1_test_ids_feed_the_batch1_rule():
+    """The benchmark's case ids map onto the rule keys (a mismatch left the rule unevaluated)."""
+    from benchmarks.test_approaches import CASES
+
+    ids = [case_id for case_id, _, _ in CASES]
+    assert figure_case("cuda_graph-b1") == "cuda_graph" and "cuda_graph-b1" in ids
+    assert figure_case("async_postprocess-b1") == "async_postprocess" and "async_postprocess-b1" in ids
+    assert {"multi_profile-two_profiles", "multi_profile-one_profile"} <= {figure_case(i) for i in ids}
+    figs = [Figure("torch", figure_case(i), 1, 4.0 if i.startswith("async") else 0.5) for i in ids if i.endswith("-b1")]
+    verdict = next(v for v in check_ordering(figs, 128) if v.rule.startswith("cuda_graph"))
+    assert verdict.ok is True

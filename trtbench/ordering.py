@@ -32,6 +32,12 @@ class Verdict:
     message: str
 
 
+def figure_case(test_case: str) -> str:
+    """The rule key of a test case id: ``cuda_graph-b1`` is ``cuda_graph`` at batch 1;
+    variants (``multi_profile-two_profiles``) stay distinct."""
+    return test_case.removesuffix("-b1")
+
+
 def _index(figures: Iterable[Figure]) -> dict[tuple[str, str, int], Figure]:
     return {(f.backend, f.case, f.batch_size): f for f in figures}
 
