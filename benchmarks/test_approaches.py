@@ -60,7 +60,7 @@ def test_approach(case, approach, kwargs, backend, options, engines, make_worklo
     if approach == "multi_context":
         extra["contexts"] = options.contexts
     benchmark.group = f"{backend} batch {workload.max_batch}"
-    with cls(engine, workload, **extra) as pipeline:
+    with cls.open(engine, workload, **extra) as pipeline:
         info = run_benchmark(benchmark, pipeline, options, engine.precision, case, backend, request.config)
     if approach == "cuda_graph" and backend == "torch":
         # the point of the approach: it must really replay graphs, not fall back silently

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from trtbench.pipeline import Sink, SlotRing, WorkerThread, Workload, postprocess, softmax
+from trtbench.pipeline import Pipeline, Sink, SlotRing, WorkerThread, Workload, postprocess, softmax
 
 
 def test_slot_ring_never_lets_a_writer_overwrite_a_slot_being_read():
@@ -98,3 +98,47 @@ def test_sink_poison_and_store():
 def test_workload_needs_matching_references():
     with pytest.raises(ValueError):
         Workload([np.zeros((1, 3, 224, 224), np.float32)], [], "pageable")
+
+
+class _Resource:
+    def __init__(self, log, name):
+        self.log, self.name = log, name
+
+    def close(self):
+        self.log.append(self.name)
+
+
+def test_pipeline_that_fails_while_being_built_releases_what_it_made():
+    log = []
+
+    class Failing(Pipeline):
+        def __init__(self):  # stands for an approach whose third allocation fails
+            self._owned = []
+            self.own(_Resource(log, "stream"))
+            self.own(_Resource(log, "buffer"))
+            raise MemoryError("cudaMalloc failed")
+
+    with pytest.raises(MemoryError):
+        Failing.open()
+    assert log == ["buffer", "stream"]  # released, in reverse order
+
+
+def test_pipeline_close_releases_everything_and_reports_the_first_error():
+    log = []
+
+    class Bad(_Resource):
+        def close(self):
+            super().close()
+            raise RuntimeError("cudaFree failed")
+
+    class Owner(Pipeline):
+        def __init__(self):
+            self._owned = []
+            self.own(_Resource(log, "a"))
+            self.own(Bad(log, "b"))
+            self.own(_Resource(log, "c"))
+
+    owner = Owner.open()
+    with pytest.raises(RuntimeError, match="cudaFree failed"):
+        owner.close()
+    assert log == ["c", "b", "a"]

@@ -240,6 +240,17 @@ class Pipeline:
         engine.reset_peak_memory()
         device_allocations.reset_peak()
 
+    @classmethod
+    def open(cls, *args: Any, **kwargs: Any) -> "Pipeline":
+        """Construct; if construction fails part-way, release what was already made."""
+        self = cls.__new__(cls)
+        try:
+            self.__init__(*args, **kwargs)  # type: ignore[misc]
+        except BaseException:
+            self.close()
+            raise
+        return self
+
     def own(self, resource: Any) -> Any:
         self._owned.append(resource)
         return resource
@@ -287,9 +298,10 @@ class Pipeline:
 
     def close(self) -> None:
         errors = []
-        while self._owned:
+        owned = self.__dict__.setdefault("_owned", [])  # also when __init__ failed early
+        while owned:
             try:
-                self._owned.pop().close()
+                owned.pop().close()
             except Exception as exc:  # keep releasing the rest; report the first
                 errors.append(exc)
         if errors:
