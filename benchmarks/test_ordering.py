@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.bench import FIGURES_KEY
-from trtbench.ordering import check_ordering, failures
+from fixtures.bench import FIGURES_KEY, interleaved_ms_per_batch
+from trtbench.ordering import check_ordering, confirm_chain_failures, failures
 
 
 def test_ordering(request, options):  # type: ignore[no-untyped-def]
@@ -16,6 +16,13 @@ def test_ordering(request, options):  # type: ignore[no-untyped-def]
     if not figures:
         pytest.skip("ordering check skipped: no approach benchmark ran in this session")
     verdicts = check_ordering(figures, options.batch_size, options.ordering_tolerance)
+
+    def measure(backend: str, before: str, after: str) -> tuple[float, float]:
+        a, b = interleaved_ms_per_batch(request.getfixturevalue("engines"), request.getfixturevalue("make_workload"),
+                                        backend, (before, after), options.rounds, options.warmup_rounds)
+        return a, b
+
+    verdicts = confirm_chain_failures(verdicts, measure, options.ordering_tolerance)
     for v in verdicts:
         print(f"[{v.backend}] {'PASS' if v.ok else 'FAIL' if v.ok is False else 'n/a '} {v.rule}: {v.message}")
     evaluated = [v for v in verdicts if v.ok is not None]

@@ -1,6 +1,6 @@
 """The ordering rules on recorded figures (no GPU)."""
 
-from trtbench.ordering import CHAIN, Figure, check_ordering, failures, figure_case
+from trtbench.ordering import CHAIN, Figure, check_ordering, confirm_chain_failures, failures, figure_case
 
 B = 128
 
@@ -70,3 +70,29 @@ def test_batch1_test_ids_feed_the_batch1_rule():
     figs = [Figure("torch", figure_case(i), 1, 4.0 if i.startswith("async") else 0.5) for i in ids if i.endswith("-b1")]
     verdict = next(v for v in check_ordering(figs, 128) if v.rule.startswith("cuda_graph"))
     assert verdict.ok is True
+
+
+def test_failed_chain_step_is_rejudged_on_the_interleaved_measurement():
+    figs = [f if f.case != "reuse_buffers" else Figure("torch", "reuse_buffers", B, 27.0, upload_ms=12.7)
+            for f in good_figures()]
+    verdicts = check_ordering(figs, B)
+    assert [v.rule for v in failures(verdicts)] == ["reuse_buffers not slower than baseline"]
+    calls = []
+
+    def drift_only(backend, before, after):  # paired: the successor is really faster
+        calls.append((backend, before, after))
+        return 25.0, 24.0
+
+    judged = confirm_chain_failures(verdicts, drift_only)
+    assert calls == [("torch", "baseline", "reuse_buffers")]  # only the failed chain step is re-measured
+    assert not failures(judged)
+    step = next(v for v in judged if v.rule == "reuse_buffers not slower than baseline")
+    assert "27.000 ms" in step.message and "interleaved re-measurement: reuse_buffers 24.000 ms" in step.message
+
+
+def test_confirmed_chain_failure_still_fails_and_other_rules_are_not_rejudged():
+    figs = [f if f.case != "overlap" else Figure("torch", "overlap", B, 7.5) for f in good_figures()]
+    judged = confirm_chain_failures(check_ordering(figs, B), lambda backend, a, b: (6.7, 7.4))
+    rules = {v.rule for v in failures(judged)}
+    # the chain step is confirmed (+10.4%), and the strict rule is judged on the session medians
+    assert rules == {"overlap not slower than fp16", "overlap faster than serial fp16"}
