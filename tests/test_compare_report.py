@@ -95,9 +95,12 @@ def test_empty_storage_is_an_error(tmp_path, capsys):
     assert cmp.main(["--storage", str(tmp_path)]) == 2
 
 
-def test_approach_of_test_ids():
-    assert cmp.approach_of("test_approach[torch-cuda_graph-b1]") == "cuda_graph"
-    assert cmp.approach_of("test_approach[tensorrt-multi_profile-two_profiles]") == "multi_profile"
+def test_thresholds_by_case_then_approach_then_default():
+    thresholds = {"default": 0.1, "cuda_graph": 0.2, "cuda_graph-b1": 0.5}
+    assert cmp.case_of("test_approach[torch-cuda_graph-b1]") == "cuda_graph-b1"
+    assert cmp.threshold_for("test_approach[torch-cuda_graph-b1]", thresholds) == 0.5
+    assert cmp.threshold_for("test_approach[torch-cuda_graph]", thresholds) == 0.2
+    assert cmp.threshold_for("test_approach[tensorrt-multi_profile-two_profiles]", thresholds) == 0.1
 
 
 def test_repo_thresholds_file_is_valid():

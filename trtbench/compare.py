@@ -4,8 +4,8 @@
     python -m trtbench.compare --storage .benchmarks      # the newest two saved runs
 
 Figures compared: each test's median wall time per batch (``extra_info.ms_per_batch``).
-Thresholds per approach come from ``regression.toml`` (one table, a default and
-per-approach overrides). Runs from another GPU model or TensorRT version are refused,
+Thresholds come from ``regression.toml`` (one table: a default, per-approach and
+per-case overrides). Runs from another GPU model or TensorRT version are refused,
 never compared. With no baseline the command says so and passes.
 
 Exit status: 0 no regression (or no baseline), 1 regression, 2 refused or unusable input.
@@ -53,10 +53,16 @@ class Run:
         return cls(Path(path), doc.get("machine_info", {}), ms, batch)
 
 
-def approach_of(test_name: str) -> str:
-    """``test_approach[torch-cuda_graph-b1]`` -> ``cuda_graph`` (the threshold key)."""
-    match = re.search(r"\[(?:[a-z]+)-([a-z0-9_]+)", test_name)
+def case_of(test_name: str) -> str:
+    """``test_approach[torch-cuda_graph-b1]`` -> ``cuda_graph-b1`` (the id without the backend)."""
+    match = re.search(r"\[[a-z]+-([a-z0-9_-]+)\]", test_name)
     return match.group(1) if match else test_name
+
+
+def threshold_for(test_name: str, thresholds: dict[str, float]) -> float:
+    """The case's own threshold (``cuda_graph-b1``), else its approach's (``cuda_graph``), else the default."""
+    case = case_of(test_name)
+    return thresholds.get(case, thresholds.get(case.split("-")[0], thresholds["default"]))
 
 
 def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> dict[str, float]:
@@ -99,7 +105,7 @@ def compare(old: Run, new: Run, thresholds: dict[str, float]) -> list[Row]:
     check_comparable(old, new)
     rows = []
     for name in sorted(old.ms_per_batch.keys() | new.ms_per_batch.keys()):
-        threshold = thresholds.get(approach_of(name), thresholds["default"])
+        threshold = threshold_for(name, thresholds)
         a, b = old.ms_per_batch.get(name), new.ms_per_batch.get(name)
         if a is None:
             verdict = "new"
