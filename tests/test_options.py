@@ -111,4 +111,24 @@ def test_trt(backend):
         assert "SKIPPED" in report and "no CUDA device: cudaGetDeviceCount returned" in report
     if backend_unavailable("tensorrt"):
         assert "tensorrt not installed" in report
-    assert "passed" not in result.parseoutcomes() or result.parseoutcomes().get("skipped")
+    if no_device_reason() and backend_unavailable("tensorrt"):
+        result.assert_outcomes(skipped=2)  # neither passes vacuously
+
+
+MULTI_PROFILE_TEST = """
+import pytest
+
+@pytest.mark.parametrize("backend", ["tensorrt"])
+@pytest.mark.parametrize("case", ["multi_profile-two_profiles", "baseline"])
+def test_approach(case, backend):
+    pass
+"""
+
+
+def test_batch_outside_the_multi_profile_range_is_a_usage_error_before_any_build(run, pytester):
+    pytester.makepyfile(test_mp=MULTI_PROFILE_TEST)
+    result = run("--batch-size", "256")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--batch-size 256 is outside the multi-profile engine's second profile 64..192" in result.stderr.str()
+    # deselecting the multi-profile case makes the same options fine
+    assert run("--batch-size", "256", "-k", "baseline").ret != pytest.ExitCode.USAGE_ERROR

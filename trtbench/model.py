@@ -50,7 +50,7 @@ def export_onnx(model, path: Path, fp16: bool = False) -> Path:  # type: ignore[
 
     module = copy.deepcopy(model).eval()
     if fp16:
-        module = _Fp16WithFp32IO(module.half())  # type: ignore[no-untyped-call]
+        module = _fp16_with_fp32_io(module.half())
     dummy = torch.zeros(1, *IMAGE_SHAPE)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.onnx")
@@ -65,7 +65,7 @@ def export_onnx(model, path: Path, fp16: bool = False) -> Path:  # type: ignore[
     return path
 
 
-def _Fp16WithFp32IO(inner):  # type: ignore[no-untyped-def]
+def _fp16_with_fp32_io(inner):  # type: ignore[no-untyped-def]
     """fp16 weights and activations; fp32 input and output, cast at the boundaries."""
     import torch
 

@@ -7,6 +7,7 @@ stream, event and thread handling is exercised exactly as with TensorRT.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,7 @@ class TorchEngine(Engine):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-        model = _copy_module(model)
+        model = copy.deepcopy(model)  # the session's CPU model stays fp32 and untouched
         self.model = model.to(device="cuda", dtype=self.compute_dtype, memory_format=torch.channels_last).eval()
 
     @property
@@ -149,8 +150,3 @@ class TorchEngine(Engine):
         self.model = None  # type: ignore[assignment]
         torch.cuda.empty_cache()
 
-
-def _copy_module(model: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
