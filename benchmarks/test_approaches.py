@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from fixtures.bench import run_benchmark
-from fixtures.options import BACKENDS
 from trtbench.approaches import approach_class
 from trtbench.backends.base import UnsupportedApproach
 from trtbench.engines import multi_profile_batches
@@ -48,7 +47,7 @@ def test_approach(case, approach, kwargs, backend, options, engines, make_worklo
     if approach == "multi_profile":
         if backend != "tensorrt":
             pytest.skip(f"{backend} has no optimization profiles: multi_profile is TensorRT only")
-        small, large = multi_profile_batches(options.batch_size)  # usage check before any build
+        small, large = multi_profile_batches(options.batch_size)  # range checked at collection
         sizes = [small if i % 2 == 0 else large for i in range(options.batches)]
     kind = "fp16" if kwargs.get("variant") == "one_profile" else cls.engine_kind
     try:
@@ -61,7 +60,7 @@ def test_approach(case, approach, kwargs, backend, options, engines, make_worklo
         extra["contexts"] = options.contexts
     benchmark.group = f"{backend} batch {workload.max_batch}"
     with cls.open(engine, workload, **extra) as pipeline:
-        info = run_benchmark(benchmark, pipeline, options, engine.precision, case, backend, request.config)
+        info = run_benchmark(benchmark, pipeline, options, case, backend, request.config)
     if approach == "cuda_graph" and backend == "torch":
         # the point of the approach: it must really replay graphs, not fall back silently
         assert info["graph_fallback_reason"] is None, info["graph_fallback_reason"]

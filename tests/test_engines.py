@@ -23,6 +23,7 @@ from trtbench.engines import (
     key_digest,
     multi_profile_batches,
     needs_profile_sharing_flag,
+    profile_for_batch,
 )
 
 TRT8 = TrtCapabilities("8.6.1", has_fp16_flag=True, has_strongly_typed_flag=False, has_profile_sharing_flag=True)
@@ -96,9 +97,11 @@ def test_specs_reject_bad_options():
 
 def test_profile_selection_and_range_errors():
     spec = engine_specs(128, TRT10)["multi_profile"]
-    assert spec.profile_for_batch(16) == 0 and spec.profile_for_batch(128) == 1 and spec.profile_for_batch(192) == 1
-    with pytest.raises(EngineConfigError, match="batch size 48 is outside every optimization profile"):
-        spec.profile_for_batch(48)
+    ranges = spec.batch_ranges
+    assert profile_for_batch(16, ranges) == 0 and profile_for_batch(128, ranges) == 1
+    assert profile_for_batch(192, ranges) == 1
+    with pytest.raises(EngineConfigError, match=r"batch size 48 is outside every optimization profile \['1..32', '64..192'\]"):
+        profile_for_batch(48, ranges)
     assert multi_profile_batches(128) == (16, 128)
     with pytest.raises(EngineConfigError, match="--batch-size 256 is outside"):
         multi_profile_batches(256)

@@ -193,6 +193,13 @@ class Event(_Resource):
 _TYPESTR = {np.dtype(np.float32): "<f4", np.dtype(np.float16): "<f2", np.dtype(np.int32): "<i4"}
 
 
+def cuda_array_interface(address: int, shape: tuple[int, ...], dtype: Any = np.float32) -> dict[str, Any]:
+    """``__cuda_array_interface__`` (v3) of device memory. No "stream" key: callers order
+    work on their own streams explicitly."""
+    return {"shape": shape, "typestr": _TYPESTR[np.dtype(dtype)], "data": (address, False), "version": 3,
+            "strides": None}
+
+
 class DeviceBuffer(_Resource):
     """``cudaMalloc``'d memory for one tensor; PyTorch reads it via ``__cuda_array_interface__``."""
 
@@ -206,14 +213,7 @@ class DeviceBuffer(_Resource):
 
     @property
     def __cuda_array_interface__(self) -> dict[str, Any]:
-        # No "stream" key: callers order work on their own streams explicitly.
-        return {
-            "shape": self.shape,
-            "typestr": _TYPESTR[self.dtype],
-            "data": (self.ptr, False),
-            "version": 3,
-            "strides": None,
-        }
+        return cuda_array_interface(self.ptr, self.shape, self.dtype)
 
     def upload(self, host: np.ndarray, stream: Stream) -> None:
         """Copy ``host`` into the buffer's first bytes on ``stream`` (synchronous from pageable memory)."""

@@ -16,7 +16,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from filelock import FileLock
 
@@ -64,14 +64,18 @@ class EngineSpec:
     max_aux_streams: int | None = None  # None: TensorRT's default
     onnx_variant: str = "fp32"  # which exported ONNX the network is parsed from
 
-    def profile_for_batch(self, batch: int) -> int:
-        for index, (lo, _, hi) in enumerate(self.profiles):
-            if lo <= batch <= hi:
-                return index
-        raise EngineConfigError(
-            f"engine {self.name!r}: batch size {batch} is outside every optimization profile "
-            f"{[f'{lo}..{hi}' for lo, _, hi in self.profiles]}"
-        )
+    @property
+    def batch_ranges(self) -> list[tuple[int, int]]:
+        return [(lo, hi) for lo, _, hi in self.profiles]
+
+
+def profile_for_batch(batch: int, ranges: Sequence[tuple[int, int]]) -> int:
+    """The first optimization profile whose (min, max) batch range holds ``batch``."""
+    for index, (lo, hi) in enumerate(ranges):
+        if lo <= batch <= hi:
+            return index
+    raise EngineConfigError(
+        f"batch size {batch} is outside every optimization profile {[f'{lo}..{hi}' for lo, hi in ranges]}")
 
 
 def choose_fp16_path(caps: TrtCapabilities, force_strongly_typed: bool = False) -> str:

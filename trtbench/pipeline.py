@@ -24,6 +24,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from trtbench.backends.base import Engine, ExecutionContext
+from trtbench.correctness import Comparison, compare
 from trtbench.cuda import DeviceBuffer, Event, Stream, device_allocations
 
 try:
@@ -289,6 +290,10 @@ class Pipeline:
     def finish(self) -> None:
         """After the last round: collect its event times."""
         self.events.harvest()
+
+    def check_round(self) -> Comparison:
+        """The last round's outputs (every batch) against the reference."""
+        return compare(self.sink.logits, self.sink.classes, self.workload.references, self.engine.precision)
 
     def extra_metrics(self) -> dict[str, Any]:
         return {}

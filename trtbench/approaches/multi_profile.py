@@ -17,6 +17,7 @@ import numpy as np
 from trtbench.approaches.reuse_buffers import SerialPipeline
 from trtbench.backends.base import Engine, UnsupportedApproach
 from trtbench.cuda import DeviceBuffer, PinnedBuffer, Stream
+from trtbench.engines import profile_for_batch
 from trtbench.pipeline import Pipeline, Workload
 
 VARIANTS = ("two_profiles", "one_profile")
@@ -36,19 +37,14 @@ class MultiProfilePipeline(SerialPipeline):
         self.variant = variant
         self.stream = self.own(Stream())
         self.batch_sizes = sorted({x.shape[0] for x in workload.inputs})
-        if variant == "two_profiles":
+        if variant == "two_profiles":  # one context per profile, each selecting it once
             self.contexts_used = engine.num_profiles
-            self.by_batch = {}
+            contexts = []
             for profile in range(engine.num_profiles):
-                ctx = self.new_context()
-                ctx.set_optimization_profile(profile, self.stream)
-                lo, hi = engine.profile_batch_range(profile)
-                for b in self.batch_sizes:
-                    if lo <= b <= hi:
-                        self.by_batch[b] = ctx
-            missing = [b for b in self.batch_sizes if b not in self.by_batch]
-            if missing:
-                raise UnsupportedApproach(f"no optimization profile of the engine covers batch sizes {missing}")
+                contexts.append(self.new_context())
+                contexts[-1].set_optimization_profile(profile, self.stream)
+            ranges = [engine.profile_batch_range(p) for p in range(engine.num_profiles)]
+            self.by_batch = {b: contexts[profile_for_batch(b, ranges)] for b in self.batch_sizes}
         else:
             ctx = self.new_context()
             self.by_batch = {b: ctx for b in self.batch_sizes}

@@ -14,19 +14,17 @@ import numpy as np
 import torch
 
 from trtbench.backends.base import Engine, ExecutionContext
-from trtbench.cuda import CapturedGraph, Stream, cudart, cuda_call
+from trtbench.cuda import CapturedGraph, Stream, cuda_array_interface, cuda_call, cudart
 
 INPUT, OUTPUT = "input0", "output0"
 NUM_CLASSES = 1000
 
 
 class _CudaView:
-    """A ``__cuda_array_interface__`` over a raw device address, for ``torch.as_tensor``."""
+    """A bound address seen as an array by ``torch.as_tensor`` (no copy)."""
 
     def __init__(self, address: int, shape: tuple[int, ...]) -> None:
-        self.__cuda_array_interface__ = {
-            "shape": shape, "typestr": "<f4", "data": (address, False), "version": 3, "strides": None,
-        }
+        self.__cuda_array_interface__ = cuda_array_interface(address, shape)
 
 
 class TorchGraph(CapturedGraph):
