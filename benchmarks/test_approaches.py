@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from fixtures.bench import run_benchmark
-from trtbench.approaches import approach_class
-from trtbench.backends.base import UnsupportedApproach
+from trtbench.gpu.approaches import approach_class
+from trtbench.gpu.backends.base import UnsupportedApproach
 from trtbench.engines import multi_profile_batches
 
 # (test id, approach, keyword arguments of the case)

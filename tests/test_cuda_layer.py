@@ -2,8 +2,8 @@
 
 import pytest
 
-from trtbench import cuda
-from trtbench.cuda import CudaError, cuda_call, cudart
+from trtbench.gpu import cuda
+from trtbench.gpu.cuda import CudaError, cuda_call, cudart
 
 
 def test_success_returns_values():

@@ -3,7 +3,7 @@
 Everything here is pure Python (no TensorRT import): the decisions (profile shapes
 from options, which fp16 path and which flags the installed TensorRT offers, cache
 keys) are unit-tested on the CPU. The few calls into TensorRT live in
-``trtbench.backends.tensorrt_backend``.
+``trtbench.gpu.backends.tensorrt_backend``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trtbench.approaches import NAMES
+from trtbench.gpu.approaches import NAMES
 
 MACHINE_FIELDS = ("gpu_name", "compute_capability", "cuda_driver", "cuda_runtime", "tensorrt", "torch",
                   "torchvision", "onnxruntime", "cuda_bindings")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from trtbench.backends.base import Engine
-from trtbench.cuda import DeviceBuffer, PinnedBuffer, Stream
-from trtbench.pipeline import Pipeline, Workload, nvtx_range
+from trtbench.gpu.backends.base import Engine
+from trtbench.gpu.cuda import DeviceBuffer, PinnedBuffer, Stream
+from trtbench.gpu.pipeline import Pipeline, Workload, nvtx_range
 
 
 class SerialPipeline(Pipeline):

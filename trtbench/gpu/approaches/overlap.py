@@ -14,9 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from trtbench.backends.base import Engine
-from trtbench.cuda import DeviceBuffer, Event, PinnedBuffer, Stream
-from trtbench.pipeline import Pipeline, SlotRing, Workload, nvtx_range
+from trtbench.gpu.backends.base import Engine
+from trtbench.gpu.cuda import DeviceBuffer, Event, PinnedBuffer, Stream
+from trtbench.gpu.pipeline import Pipeline, SlotRing, Workload, nvtx_range
 
 SLOTS = 2
 

@@ -23,9 +23,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from trtbench.backends.base import Engine, ExecutionContext
+from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.correctness import Comparison, compare
-from trtbench.cuda import DeviceBuffer, Event, Stream, device_allocations
+from trtbench.gpu.cuda import DeviceBuffer, Event, Stream, device_allocations
 
 try:
     import nvtx as _nvtx

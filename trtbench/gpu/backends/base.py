@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from trtbench.cuda import CapturedGraph, Stream, capture_graph
+from trtbench.gpu.cuda import CapturedGraph, Stream, capture_graph
 
 
 class BackendUnavailable(RuntimeError):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from trtbench.approaches.overlap import OverlapPipeline
-from trtbench.pipeline import WorkerThread, nvtx_range
+from trtbench.gpu.approaches.overlap import OverlapPipeline
+from trtbench.gpu.pipeline import WorkerThread, nvtx_range
 
 
 class AsyncPostprocessPipeline(OverlapPipeline):

@@ -22,4 +22,4 @@ NAMES = (
 def approach_class(name: str) -> Any:
     if name not in NAMES:
         raise KeyError(f"unknown approach {name!r}; known: {', '.join(NAMES)}")
-    return importlib.import_module(f"trtbench.approaches.{name}").Approach
+    return importlib.import_module(f"trtbench.gpu.approaches.{name}").Approach

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from trtbench.approaches.overlap import OverlapPipeline
-from trtbench.backends.base import Engine
-from trtbench.cuda import Stream
-from trtbench.pipeline import Pipeline, WorkerThread, Workload
+from trtbench.gpu.approaches.overlap import OverlapPipeline
+from trtbench.gpu.backends.base import Engine
+from trtbench.gpu.cuda import Stream
+from trtbench.gpu.pipeline import Pipeline, WorkerThread, Workload
 
 DEFAULT_CONTEXTS = 2
 

@@ -4,7 +4,7 @@ fp16 network; torch: fp16 weights) with fp32 inputs and outputs.
 Keeps pinned memory and buffer reuse; checked against the fp16 tolerances.
 """
 
-from trtbench.approaches.pinned_memory import PinnedMemoryPipeline
+from trtbench.gpu.approaches.pinned_memory import PinnedMemoryPipeline
 
 
 class Fp16Pipeline(PinnedMemoryPipeline):

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import tensorrt as trt
 
-from trtbench.backends.base import Engine, ExecutionContext
-from trtbench.cuda import Stream
+from trtbench.gpu.backends.base import Engine, ExecutionContext
+from trtbench.gpu.cuda import Stream
 from trtbench.engines import EngineSpec, TrtCapabilities, write_atomic
 
 IMAGE_CHW = (3, 224, 224)

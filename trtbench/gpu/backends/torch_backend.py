@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trtbench.backends.base import Engine, ExecutionContext
-from trtbench.cuda import CapturedGraph, Stream, cuda_array_interface, cuda_call, cudart
+from trtbench.gpu.backends.base import Engine, ExecutionContext
+from trtbench.gpu.cuda import CapturedGraph, Stream, cuda_array_interface, cuda_call, cudart
 
 INPUT, OUTPUT = "input0", "output0"
 NUM_CLASSES = 1000

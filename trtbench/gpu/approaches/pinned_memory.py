@@ -4,7 +4,7 @@ Keeps buffer reuse. Uploads from pinned memory run at full PCIe speed and are tr
 asynchronous; the inputs come from the session's pinned copies of the batches.
 """
 
-from trtbench.approaches.reuse_buffers import SerialPipeline
+from trtbench.gpu.approaches.reuse_buffers import SerialPipeline
 
 
 class PinnedMemoryPipeline(SerialPipeline):

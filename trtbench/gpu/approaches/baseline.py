@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from trtbench.approaches.reuse_buffers import SerialPipeline
-from trtbench.backends.base import Engine
-from trtbench.cuda import DeviceBuffer, Stream
-from trtbench.pipeline import Pipeline, Workload, nvtx_range
+from trtbench.gpu.approaches.reuse_buffers import SerialPipeline
+from trtbench.gpu.backends.base import Engine
+from trtbench.gpu.cuda import DeviceBuffer, Stream
+from trtbench.gpu.pipeline import Pipeline, Workload, nvtx_range
 
 
 class BaselinePipeline(SerialPipeline):

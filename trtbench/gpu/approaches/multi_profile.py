@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from trtbench.approaches.reuse_buffers import SerialPipeline
-from trtbench.backends.base import Engine, UnsupportedApproach
-from trtbench.cuda import DeviceBuffer, PinnedBuffer, Stream
+from trtbench.gpu.approaches.reuse_buffers import SerialPipeline
+from trtbench.gpu.backends.base import Engine, UnsupportedApproach
+from trtbench.gpu.cuda import DeviceBuffer, PinnedBuffer, Stream
 from trtbench.engines import profile_for_batch
-from trtbench.pipeline import Pipeline, Workload
+from trtbench.gpu.pipeline import Pipeline, Workload
 
 VARIANTS = ("two_profiles", "one_profile")
 

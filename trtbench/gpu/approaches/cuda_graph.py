@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trtbench.approaches.async_postprocess import AsyncPostprocessPipeline
-from trtbench.cuda import CapturedGraph
+from trtbench.gpu.approaches.async_postprocess import AsyncPostprocessPipeline
+from trtbench.gpu.cuda import CapturedGraph
 
 
 class CudaGraphPipeline(AsyncPostprocessPipeline):
