@@ -1,8 +1,9 @@
 """One benchmark per approach and backend: the real pipeline, every batch of every round
-checked against ONNX Runtime, figures in ``extra_info``.
+checked against ONNX Runtime, figures in ``extra_info``; and, with ``--batch-sweep``,
+the baseline and the best approach at each batch size.
 
-Test ids are stable (``test_approach[torch-overlap]``, ``[torch-cuda_graph-b1]``): saved
-runs are compared by them.
+Test ids are stable (``test_approach[torch-overlap]``, ``[torch-cuda_graph-b1]``,
+``test_sweep[torch-uint8_input-b32]``): saved runs are compared by them.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from fixtures.bench import run_benchmark
+from trtbench.engines import multi_profile_batches
 from trtbench.gpu.approaches import approach_class
 from trtbench.gpu.backends.base import UnsupportedApproach
-from trtbench.engines import multi_profile_batches
 
 # (test id, approach, keyword arguments of the case)
 CASES = [
@@ -25,18 +26,32 @@ CASES = [
     ("async_postprocess-b1", "async_postprocess", {"batch": 1}),
     ("cuda_graph", "cuda_graph", {}),
     ("cuda_graph-b1", "cuda_graph", {"batch": 1}),
+    ("gpu_postprocess", "gpu_postprocess", {}),
+    ("uint8_input", "uint8_input", {}),
     ("multi_context", "multi_context", {}),
     ("multi_profile-two_profiles", "multi_profile", {"variant": "two_profiles"}),
     ("multi_profile-one_profile", "multi_profile", {"variant": "one_profile"}),
 ]
+SWEEP_APPROACHES = ("baseline", "uint8_input")  # the tutorial's start and the best pipeline
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        from fixtures.options import OPTIONS_KEY
+    from fixtures.options import OPTIONS_KEY
 
-        backends = metafunc.config.stash[OPTIONS_KEY].backends
-        metafunc.parametrize("backend", backends, ids=list(backends))
+    options = metafunc.config.stash[OPTIONS_KEY]
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", options.backends, ids=list(options.backends))
+    if "sweep_case" in metafunc.fixturenames:
+        cases = [pytest.param((a, b), id=f"{a}-b{b}") for b in options.batch_sweep for a in SWEEP_APPROACHES]
+        metafunc.parametrize("sweep_case", cases or [pytest.param(None, id="none", marks=pytest.mark.skip(
+            reason="no --batch-sweep given"))])
+
+
+def _engine(engines, backend, kind):  # type: ignore[no-untyped-def]
+    try:
+        return engines(backend, kind)
+    except UnsupportedApproach as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.mark.gpu
@@ -47,21 +62,27 @@ def test_approach(case, approach, kwargs, backend, options, engines, make_worklo
     if approach == "multi_profile":
         if backend != "tensorrt":
             pytest.skip(f"{backend} has no optimization profiles: multi_profile is TensorRT only")
-        small, large = multi_profile_batches(options.batch_size)  # range checked at collection
+        small, large = multi_profile_batches(options.batch_size)  # --batch-size 1 refused at collection
         sizes = [small if i % 2 == 0 else large for i in range(options.batches)]
-    kind = "fp16" if kwargs.get("variant") == "one_profile" else cls.engine_kind
-    try:
-        engine = engines(backend, kind)
-    except UnsupportedApproach as exc:
-        pytest.skip(str(exc))
-    workload = make_workload(cls.host_memory, batch=kwargs.get("batch"), sizes=sizes)
+    engine = _engine(engines, backend, "fp16" if kwargs.get("variant") == "one_profile" else cls.engine_kind)
+    workload = make_workload(cls, batch=kwargs.get("batch"), sizes=sizes)
     extra = {k: v for k, v in kwargs.items() if k != "batch"}
     if approach == "multi_context":
         extra["contexts"] = options.contexts
-    benchmark.group = f"{backend} batch {workload.max_batch}"
-    with cls.open(engine, workload, **extra) as pipeline:
-        info = run_benchmark(benchmark, pipeline, options, case, backend, request.config)
-    if approach == "cuda_graph" and backend == "torch":
+    benchmark.group = f"{options.model} {backend} batch {workload.max_batch}"
+    info = run_benchmark(benchmark, lambda: cls.open(engine, workload, **extra), options, case, backend, request.config)
+    if cls.name in ("cuda_graph", "gpu_postprocess", "uint8_input") and backend == "torch":
         # the point of the approach: it must really replay graphs, not fall back silently
         assert info["graph_fallback_reason"] is None, info["graph_fallback_reason"]
         assert info["enqueue_launches"] == 0 and info["graph_launches"] > 0, info
+
+
+@pytest.mark.gpu
+def test_sweep(sweep_case, backend, options, engines, make_workload, benchmark, request):  # type: ignore[no-untyped-def]
+    approach, batch = sweep_case
+    cls = approach_class(approach)
+    engine = _engine(engines, backend, cls.engine_kind)
+    workload = make_workload(cls, batch=batch)
+    benchmark.group = f"{options.model} {backend} sweep"
+    run_benchmark(benchmark, lambda: cls.open(engine, workload), options, approach, backend, request.config,
+                  sweep=True)

@@ -28,7 +28,7 @@ def test_bare_error_code_is_checked_too():
 @pytest.mark.skipif(cuda.device_count() > 0, reason="checks the no-GPU path; this machine has a GPU")
 def test_without_gpu_real_calls_raise_named_errors():
     reason = cuda.no_device_reason()
-    assert reason is not None and reason.startswith("no CUDA device")
+    assert reason == "no NVIDIA GPU or driver found (cudaErrorInsufficientDriver)" or reason.startswith("no NVIDIA GPU")
     with pytest.raises(CudaError) as info:
         cuda.DeviceBuffer((4, 4))
     assert info.value.operation == "cudaMalloc" and info.value.name.startswith("cudaError")

@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 from trtbench.engines import (
-    MULTI_PROFILE_SHAPES,
+    ENGINES,
     EngineCache,
     EngineConfigError,
     TrtCapabilities,
@@ -22,6 +22,7 @@ from trtbench.engines import (
     engine_specs,
     key_digest,
     multi_profile_batches,
+    multi_profile_shapes,
     needs_profile_sharing_flag,
     profile_for_batch,
 )
@@ -73,38 +74,64 @@ def test_profile_sharing_flag_only_before_10():
 
 def test_specs_follow_the_tutorial_shapes():
     specs = engine_specs(128, TRT10)
-    assert set(specs) == {"fp32", "fp16", "multi_profile", "shared_profile"}
+    assert set(specs) == set(ENGINES) == {"fp32", "fp16", "multi_profile", "shared_profile", "fp16_postprocess",
+                                          "fp16_uint8"}
     assert specs["fp32"].profiles == ((1, 128, 256),) and specs["fp32"].fp16_path is None
-    assert specs["multi_profile"].profiles == MULTI_PROFILE_SHAPES == ((1, 16, 32), (64, 128, 192))
-    assert specs["fp16"].fp16_path == "builder_flag" and specs["fp16"].onnx_variant == "fp32"
+    assert specs["fp32"].input_shape == (3, 224, 224) and specs["fp16_uint8"].input_shape == (224, 224, 3)
+    assert specs["multi_profile"].profiles == multi_profile_shapes(128) == ((1, 16, 32), (64, 128, 192))
+    assert specs["fp16"].fp16_path == "builder_flag" and specs["fp16"].onnx_fp16 is False
     assert specs["shared_profile"].profile_sharing_flag is False
+    assert [specs[n].graph_variant for n in ("fp16", "fp16_postprocess", "fp16_uint8")] == ["logits", "postprocess",
+                                                                                           "uint8"]
     assert all(s.max_aux_streams is None for s in specs.values())
+
+
+def test_specs_follow_the_model_size_and_the_sweep():
+    specs = engine_specs(128, TRT10, image_size=299, max_batch=512)
+    assert specs["fp32"].input_shape == (3, 299, 299) and specs["fp32"].profiles == ((1, 128, 512),)
+    assert engine_specs(128, TRT10, max_batch=200)["fp16"].profiles == ((1, 128, 256),)  # 2 x 128 covers it
+    assert engine_specs(128, TRT10, max_aux_streams=0)["fp16"].max_aux_streams == 0
 
 
 def test_specs_on_11_use_the_fp16_onnx_strongly_typed():
     specs = engine_specs(64, TRT11, max_aux_streams=2)
-    for name in ("fp16", "multi_profile", "shared_profile"):
-        assert specs[name].fp16_path == "strongly_typed" and specs[name].onnx_variant == "fp16"
-    assert specs["fp32"].onnx_variant == "fp32" and specs["fp16"].max_aux_streams == 2
+    for name in ("fp16", "multi_profile", "shared_profile", "fp16_postprocess", "fp16_uint8"):
+        assert specs[name].fp16_path == "strongly_typed" and specs[name].onnx_fp16 is True
+    assert specs["fp32"].onnx_fp16 is False and specs["fp32"].fp16_path is None and specs["fp16"].max_aux_streams == 2
 
 
 def test_specs_reject_bad_options():
-    with pytest.raises(EngineConfigError):
+    with pytest.raises(EngineConfigError, match="batch size must be >= 1, got 0"):
         engine_specs(0, TRT10)
-    with pytest.raises(EngineConfigError):
+    with pytest.raises(EngineConfigError, match="max_aux_streams must be >= 0, got -1"):
         engine_specs(8, TRT10, max_aux_streams=-1)
+    assert "multi_profile" not in engine_specs(1, TRT10)  # two profiles need two batch sizes
+
+
+@pytest.mark.parametrize("batch", [2, 3, 8, 9, 16, 48, 64, 128, 192, 256, 1000])
+def test_multi_profile_shapes_derive_from_any_batch_size(batch):
+    (lo0, opt0, hi0), (lo1, opt1, hi1) = multi_profile_shapes(batch)
+    assert lo0 == 1 and lo0 <= opt0 <= hi0 < lo1 <= opt1 <= hi1  # valid, never overlapping
+    assert opt1 == batch and opt0 < batch
+    assert multi_profile_batches(batch) == (opt0, batch)
+
+
+def test_multi_profile_needs_two_batch_sizes():
+    with pytest.raises(EngineConfigError, match="--batch-size 1: the multi-profile engine needs two batch sizes"):
+        multi_profile_shapes(1)
 
 
 def test_profile_selection_and_range_errors():
     spec = engine_specs(128, TRT10)["multi_profile"]
     ranges = spec.batch_ranges
-    assert profile_for_batch(16, ranges) == 0 and profile_for_batch(128, ranges) == 1
-    assert profile_for_batch(192, ranges) == 1
+    assert profile_for_batch(1, ranges) == 0 and profile_for_batch(16, ranges) == 0  # a profile's minimum is in it
+    assert profile_for_batch(32, ranges) == 0 and profile_for_batch(64, ranges) == 1
+    assert profile_for_batch(128, ranges) == 1 and profile_for_batch(192, ranges) == 1
     with pytest.raises(EngineConfigError, match=r"batch size 48 is outside every optimization profile \['1..32', '64..192'\]"):
         profile_for_batch(48, ranges)
+    with pytest.raises(EngineConfigError, match="batch size 193 is outside"):
+        profile_for_batch(193, ranges)
     assert multi_profile_batches(128) == (16, 128)
-    with pytest.raises(EngineConfigError, match="--batch-size 256 is outside"):
-        multi_profile_batches(256)
 
 
 def _key(**changes):
@@ -122,6 +149,9 @@ def _key(**changes):
     {"spec": engine_specs(128, TRT10, max_aux_streams=1)["fp16"]},
     {"spec": engine_specs(128, TRT10, force_strongly_typed=True)["fp16"]},
     {"spec": engine_specs(64, TRT10)["fp16"]},
+    {"spec": engine_specs(128, TRT10, image_size=299)["fp16"]},
+    {"spec": engine_specs(128, TRT10)["fp16_postprocess"]},
+    {"spec": engine_specs(128, TRT10, max_batch=512)["fp16"]},
 ])
 def test_every_key_field_changes_the_digest(change):
     assert key_digest(_key(**change)) != key_digest(_key())

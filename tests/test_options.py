@@ -1,20 +1,34 @@
-"""Option handling, usage errors and skip reasons, through real pytest runs (pytester)."""
+"""Options, usage errors and skip reasons: parsed in process (fast, every default and
+bound), and through real pytest runs for what a user sees (exit code, one line)."""
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from fixtures.options import backend_unavailable
+from fixtures.options import OPTIONS_KEY, backend_problem, backend_unavailable
+from trtbench.gpu.cuda import no_device_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ["-p", "fixtures.options", "-p", "fixtures.model", "-p", "fixtures.engines", "-p", "fixtures.bench"]
+NO_GPU = no_device_reason() is not None
 
 
 @pytest.fixture(autouse=True)
 def _suite_importable(monkeypatch):
     """Subprocess runs import the suite from the repo root, as pytest.ini's pythonpath does."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+
+
+@pytest.fixture
+def parse(pytester):
+    """The suite's options as the plugin parses them, in this process."""
+
+    def parse(*args):
+        return pytester.parseconfigure("-p", "fixtures.options", *args).stash[OPTIONS_KEY]
+
+    return parse
 
 
 @pytest.fixture
@@ -27,73 +41,158 @@ def run(pytester):
     return run
 
 
+def test_defaults_are_the_tutorials(parse):
+    o = parse()
+    assert (o.model, o.batch_size, o.batches, o.rounds, o.warmup_rounds, o.data_seed) == ("resnet18", 128, 10, 25, 3, 10088)
+    assert (o.ordering_tolerance, o.contexts, o.weights, o.batch_sweep, o.regression_baseline) == (0.05, 2, None, (), None)
+    assert o.backends == ("tensorrt", "torch") and o.requested_backends is False
+    assert o.max_aux_streams is None and not o.rebuild_engines and not o.fp16_strongly_typed
+    assert o.engine_cache_dir.name == "engines" and o.reference_cache_dir.name == "reference"
+
+
+def test_values_are_parsed(parse, tmp_path):
+    o = parse("--batch-size", "48", "--batches", "2", "--rounds", "1", "--warmup-rounds", "0", "--data-seed", "0",
+              "--ordering-tolerance", "0", "--contexts", "1", "--max-aux-streams", "0", "--batch-sweep", "32,1,8",
+              "--model", "resnet50", "--engine-cache-dir", str(tmp_path / "e"), "--rebuild-engines")
+    assert (o.batch_size, o.batches, o.rounds, o.warmup_rounds, o.data_seed) == (48, 2, 1, 0, 0)
+    assert o.ordering_tolerance == 0.0 and o.contexts == 1 and o.max_aux_streams == 0 and o.rebuild_engines
+    assert o.batch_sweep == (1, 8, 32) and o.model == "resnet50" and o.engine_cache_dir == tmp_path / "e"
+    assert parse("--ordering-tolerance", "0.999").ordering_tolerance == 0.999
+
+
 @pytest.mark.parametrize(
     "args,expected",
     [
         (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
         (["--batch-size", "big"], "--batch-size must be an integer >= 1, got 'big'"),
-        (["--batches", "-1"], "--batches must be an integer >= 1"),
-        (["--rounds", "0"], "--rounds must be an integer >= 1"),
-        (["--contexts", "0"], "--contexts must be an integer >= 1"),
-        (["--backend", "onnx"], "argument --backend: invalid choice: 'onnx'"),
-        (["--ordering-tolerance", "x"], "--ordering-tolerance must be a fraction"),
-        (["--weights", "/nonexistent/r18.pt"], "--weights /nonexistent/r18.pt: not a readable file"),
+        (["--batches", "0"], "--batches must be an integer >= 1, got 0"),
+        (["--rounds", "0"], "--rounds must be an integer >= 1, got 0"),
+        (["--warmup-rounds", "-1"], "--warmup-rounds must be an integer >= 0, got -1"),
+        (["--data-seed", "-1"], "--data-seed must be an integer >= 0, got -1"),
+        (["--contexts", "0"], "--contexts must be an integer >= 1, got 0"),
+        (["--max-aux-streams", "-1"], "--max-aux-streams must be an integer >= 0, got -1"),
+        (["--ordering-tolerance", "x"], "--ordering-tolerance must be a fraction in [0, 1)"),
+        (["--ordering-tolerance", "1"], "--ordering-tolerance must be a fraction in [0, 1) such as 0.05, got '1'"),
+        (["--ordering-tolerance", "-0.01"], "got '-0.01'"),
+        (["--batch-sweep", "1,,8"], "--batch-sweep must be a comma-separated list of distinct batch sizes"),
+        (["--batch-sweep", "0,8"], "got '0,8'"),
+        (["--batch-sweep", "8,8"], "got '8,8'"),
+        (["--batch-sweep", "4097"], "from 1 to 4096"),
     ],
 )
-def test_bad_values_are_usage_errors_naming_the_option(run, args, expected):
-    result = run(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert expected in result.stderr.str()
+def test_bad_values_are_usage_errors_naming_the_option(parse, args, expected):
+    with pytest.raises(pytest.UsageError) as info:
+        parse(*args)
+    assert expected in str(info.value)
 
 
-def test_weights_that_are_not_a_resnet18_state_dict(run, pytester):
-    bad = pytester.path / "bad.pt"
+@pytest.mark.parametrize("model,expected", [
+    ("resnet19", "--model resnet19: unknown; allowed: one of the"),
+    ("fasterrcnn_resnet50_fpn", "--model fasterrcnn_resnet50_fpn: not an image classifier; allowed:"),
+])
+def test_a_model_that_is_not_a_classifier_is_a_usage_error(parse, model, expected):
+    with pytest.raises(pytest.UsageError, match="^" + expected.replace("(", r"\(")):
+        parse("--model", model)
+
+
+def test_weights_must_be_a_readable_state_dict_of_the_model(parse, tmp_path):
+    with pytest.raises(pytest.UsageError, match="--weights /nonexistent/r18.pt: not a readable file"):
+        parse("--weights", "/nonexistent/r18.pt")
+    bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a torch file")
-    result = run("--weights", str(bad))
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert f"--weights {bad}: not a ResNet-18 state dict" in result.stderr.str()
+    with pytest.raises(pytest.UsageError, match=f"--weights {bad}: not a file torch.load can read"):
+        parse("--weights", str(bad))
 
 
-def test_weights_state_dict_with_wrong_shapes(run, pytester):
-    import torch
-
-    path = pytester.path / "wrong.pt"
-    torch.save({"fc.weight": torch.zeros(10, 512)}, path)
-    result = run("--weights", str(path))
-    assert result.ret == pytest.ExitCode.USAGE_ERROR and "not a ResNet-18 state dict" in result.stderr.str()
-
-
-def test_unwritable_cache_dir(run, pytester):
-    blocker = pytester.path / "a_file"
+def test_unwritable_cache_dir(parse, tmp_path):
+    blocker = tmp_path / "a_file"
     blocker.write_text("")
-    result = run("--engine-cache-dir", str(blocker / "engines"))
+    with pytest.raises(pytest.UsageError, match="--engine-cache-dir .*: not a writable directory"):
+        parse("--engine-cache-dir", str(blocker / "engines"))
+    with pytest.raises(pytest.UsageError, match="--reference-cache-dir .*: not a writable directory"):
+        parse("--reference-cache-dir", str(blocker / "ref"))
+
+
+def test_a_regression_baseline_is_checked_before_any_benchmark(parse, tmp_path):
+    with pytest.raises(pytest.UsageError, match="^--regression-baseline: /nonexistent.json: no such file; give a "):
+        parse("--regression-baseline", "/nonexistent.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(pytest.UsageError, match="not valid JSON"):
+        parse("--regression-baseline", str(bad))
+    assert parse("--regression-baseline", "latest").regression_baseline == "latest"
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks a machine without a GPU; this one has one")
+@pytest.mark.parametrize("named", ["torch", "tensorrt", "all"])
+def test_a_named_backend_that_cannot_run_is_a_usage_error_saying_what_can(parse, named):
+    with pytest.raises(pytest.UsageError) as info:
+        parse("--backend", named)
+    message = str(info.value)
+    assert message.startswith(f"--backend {named}: cannot run here: ") and "\n" not in message
+    assert "nothing can run on this machine" in message  # neither backend runs without a GPU
+    if named != "tensorrt":
+        assert "torch: no NVIDIA GPU or driver found" in message
+
+
+def test_what_can_run_is_named_when_one_backend_can(parse, monkeypatch):
+    import fixtures.options as options
+
+    monkeypatch.setattr(options, "backend_problem", lambda b: None if b == "torch" else "tensorrt not installed")
+    with pytest.raises(pytest.UsageError, match="^--backend tensorrt: cannot run here: tensorrt: tensorrt not installed; "
+                                                "allowed here: --backend torch$"):
+        parse("--backend", "tensorrt")
+    o = parse("--backend", "torch")
+    assert o.backends == ("torch",) and o.requested_backends
+
+
+def test_backend_problems_name_the_software_then_the_gpu():
+    assert backend_problem("tensorrt") == backend_unavailable("tensorrt") or backend_unavailable("tensorrt") is None
+    if backend_unavailable("torch") is None:
+        assert backend_problem("torch") == no_device_reason()
+    with pytest.raises(KeyError):
+        backend_unavailable("onnx")
+
+
+# ---------------------------------------------------------------- what a user sees
+
+def test_a_usage_error_is_exit_4_and_one_line(run):
+    result = run("--batch-size", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert f"--engine-cache-dir {blocker / 'engines'}: not a writable directory" in result.stderr.str()
+    err = result.stderr.str()
+    assert "--batch-size must be an integer >= 1, got 0" in err and "Traceback" not in err
 
 
-@pytest.mark.skipif(backend_unavailable("tensorrt") is None, reason="TensorRT is installed here")
-def test_asking_for_a_missing_backend_is_an_error_not_a_skip(run):
-    result = run("--backend", "tensorrt")
+@pytest.mark.skipif(not NO_GPU, reason="checks a machine without a GPU; this one has one")
+def test_naming_a_backend_on_a_machine_without_gpu_stops_the_run(run):
+    result = run("--backend", "torch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--backend tensorrt: not available on this machine: tensorrt (tensorrt not installed" in result.stderr.str()
+    assert "--backend torch: cannot run here: torch: no NVIDIA GPU or driver found" in result.stderr.str()
 
 
-def test_good_options_run(run):
-    result = run("--batch-size", "4", "--batches", "2", "--backend", "torch")
-    result.assert_outcomes(passed=1)
+def test_weights_of_another_architecture_are_one_line(run, pytester):
+    import torch
+    import torchvision
+
+    path = pytester.path / "r34.pt"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
+    result = run("--weights", str(path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    line = next(x for x in result.stderr.lines if "--weights" in x)
+    assert "does not fit resnet18" in line and "0 missing" in line and "unexpected (layer1.2." in line
+    assert len(line) < 400
 
 
 def test_options_are_in_help(run):
     out = run("--help").stdout.str()
-    for option in ("--backend", "--batch-size", "--batches", "--rounds", "--engine-cache-dir",
-                   "--rebuild-engines", "--weights", "--ordering-tolerance", "--contexts"):
+    for option in ("--backend", "--model", "--batch-size", "--batches", "--rounds", "--engine-cache-dir",
+                   "--rebuild-engines", "--weights", "--ordering-tolerance", "--contexts", "--batch-sweep",
+                   "--regression-baseline"):
         assert option in out
 
 
 def test_skip_reasons_are_in_the_report(pytester):
-    """GPU tests skip with the CUDA runtime's reason; TensorRT ones with 'tensorrt not installed'."""
-    from trtbench.cuda import no_device_reason
-
+    """GPU tests skip with the GPU's reason; TensorRT ones with 'tensorrt not installed'; neither passes."""
     pytester.makepyfile(test_gpu="""
 import pytest
 
@@ -107,11 +206,11 @@ def test_trt(backend):
 """)
     result = pytester.runpytest_subprocess(*PLUGINS, "-rs")
     report = result.stdout.str()
-    if no_device_reason():
-        assert "SKIPPED" in report and "no CUDA device: cudaGetDeviceCount returned" in report
+    if NO_GPU:
+        assert "SKIPPED" in report and "no NVIDIA GPU or driver found (cuda" in report
     if backend_unavailable("tensorrt"):
         assert "tensorrt not installed" in report
-    if no_device_reason() and backend_unavailable("tensorrt"):
+    if NO_GPU and backend_unavailable("tensorrt"):
         result.assert_outcomes(skipped=2)  # neither passes vacuously
 
 
@@ -125,10 +224,121 @@ def test_approach(case, backend):
 """
 
 
-def test_batch_outside_the_multi_profile_range_is_a_usage_error_before_any_build(run, pytester):
+def test_a_backend_that_cannot_run_never_blocks_another(run, pytester, monkeypatch):
+    """--batch-size 48 (or 1) with TensorRT absent: the multi-profile check does not stop the run."""
     pytester.makepyfile(test_mp=MULTI_PROFILE_TEST)
-    result = run("--batch-size", "256")
+    for batch in ("48", "1"):
+        assert run("--batch-size", batch).ret != pytest.ExitCode.USAGE_ERROR
+
+
+def test_batch_size_1_with_tensorrt_and_multi_profile_selected_is_a_usage_error(pytester, monkeypatch):
+    import fixtures.options as options
+
+    monkeypatch.setattr(options, "backend_problem", lambda b: None)
+    pytester.makepyfile(test_mp=MULTI_PROFILE_TEST)
+    monkeypatch.setattr(options, "backend_unavailable", lambda b: "absent here (test)")
+    result = pytester.runpytest_inprocess("-p", "fixtures.options", "--batch-size", "1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--batch-size 256 is outside the multi-profile engine's second profile 64..192" in result.stderr.str()
-    # deselecting the multi-profile case makes the same options fine
-    assert run("--batch-size", "256", "-k", "baseline").ret != pytest.ExitCode.USAGE_ERROR
+    result = pytester.runpytest_inprocess("-p", "fixtures.options", "--batch-size", "1", "-k", "baseline")
+    assert result.ret != pytest.ExitCode.USAGE_ERROR  # deselected: fine
+
+
+CTRL_C_TEST = """
+import os, signal
+
+def test_interrupted(benchmark):
+    def round_():
+        os.kill(os.getpid(), signal.SIGINT)
+    benchmark.pedantic(round_, rounds=5, iterations=1)
+
+def test_never_reached():
+    pass
+"""
+
+
+def test_ctrl_c_during_a_benchmark_is_one_line_and_saves_nothing(pytester):
+    pytester.makepyfile(test_ctrl_c=CTRL_C_TEST)
+    storage = pytester.path / "storage"
+    result = pytester.runpytest_subprocess(*PLUGINS, "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
+                                           "--benchmark-json", str(pytester.path / "out.json"))
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "interrupted (Ctrl-C): the run stopped, nothing was saved" in out
+    assert "Traceback" not in out and "ValueError" not in out and "KeyboardInterrupt" not in out
+    assert not list(storage.rglob("*.json")) and not (pytester.path / "out.json").exists()
+
+
+REGRESSION_CONFTEST = """
+import json, pytest
+from fixtures.bench import RESULTS_KEY, REMEASURE_KEY, SELECTED_KEY
+
+def samples(median, n=25, seed=0):
+    import numpy as np
+    return list(median * (1 + 0.005 * np.random.default_rng(seed).standard_normal(n)))
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    config = session.config
+    spec = json.loads(config.getoption("--fake-results"))
+    config.stash[SELECTED_KEY] |= set(spec)
+    for name, ms in spec.items():
+        if ms is None:
+            continue  # selected, not measured (skipped)
+        config.stash[RESULTS_KEY][name] = {"batch_size": 128, "samples": {"wall": samples(ms), "compute": samples(ms * 0.8)}}
+        config.stash[REMEASURE_KEY][name] = lambda rounds, ms=ms: {"wall": samples(ms, rounds, 9), "compute": samples(ms * 0.8, rounds, 9)}
+
+def pytest_addoption(parser):
+    parser.addoption("--fake-results")
+"""
+
+
+@pytest.fixture
+def in_run_check(pytester):
+    """benchmarks/test_regressions.py over results a conftest plants (what a GPU run would record)."""
+    pytester.makeconftest(REGRESSION_CONFTEST)
+    pytester.makepyfile(test_check=(ROOT / "benchmarks" / "test_regressions.py").read_text())
+    storage = pytester.path / "storage"
+
+    def check(results, *args):
+        return pytester.runpytest_subprocess(*PLUGINS, f"--benchmark-storage=file://{storage}", "-s",
+                                             "--fake-results", json.dumps(results), *args)
+
+    return check, storage
+
+
+def test_in_run_latest_with_no_saved_run_passes_with_a_note(in_run_check):
+    check, _ = in_run_check
+    result = check({"test_approach[torch-fp16]": 6.0}, "--regression-baseline", "latest")
+    result.assert_outcomes(passed=1)
+    assert "nothing to compare, passing (a first run" in result.stdout.str()
+
+
+def test_in_run_check_flags_a_regression_and_keeps_deselected_and_unmeasured_apart(in_run_check, tmp_path):
+    from tests.test_compare_report import saved_run
+
+    check, storage = in_run_check
+    from fixtures.bench import machine_details, storage_tag
+
+    folder = storage / storage_tag(machine_details()) / "Linux"
+    folder.mkdir(parents=True)
+    saved_run(folder / "0001_base.json", {"fp16": 6.0, "overlap": 5.0}, gpu=machine_details()["gpu_name"])
+    result = check({"test_approach[torch-fp16]": 6.9, "test_approach[torch-overlap]": 5.0},
+                   "--regression-baseline", "latest")
+    result.assert_outcomes(failed=1)
+    assert "regressed: test_approach[torch-fp16] wall time per batch" in result.stdout.str()
+    # overlap deselected in this session: not compared, not a failure
+    result = check({"test_approach[torch-fp16]": 6.0}, "--regression-baseline", "latest")
+    result.assert_outcomes(passed=1)
+    assert "not compared (deselected in this session): 1 test(s)" in result.stdout.str()
+    # overlap selected but not measured (skipped): the baseline had it, so it is not a pass
+    result = check({"test_approach[torch-fp16]": 6.0, "test_approach[torch-overlap]": None},
+                   "--regression-baseline", "latest")
+    result.assert_outcomes(failed=1)
+    assert "lacks 1 test(s)" in result.stdout.str()
+
+
+def test_in_run_check_with_nothing_measured_fails(in_run_check):
+    check, _ = in_run_check
+    result = check({}, "--regression-baseline", "latest")
+    result.assert_outcomes(failed=1)
+    assert "no benchmark was timed in this session" in result.stdout.str()

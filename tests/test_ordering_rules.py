@@ -7,10 +7,9 @@ B = 128
 
 def good_figures(backend="torch"):
     ms = {"baseline": 25.0, "reuse_buffers": 22.0, "pinned_memory": 9.0, "fp16": 6.7, "overlap": 6.3,
-          "async_postprocess": 6.4}
-    figs = [Figure(backend, name, B, ms[name]) for name in CHAIN]
-    figs[1] = Figure(backend, "reuse_buffers", B, 22.0, upload_ms=12.7)
-    figs[2] = Figure(backend, "pinned_memory", B, 9.0, upload_ms=1.5)
+          "async_postprocess": 6.4, "cuda_graph": 4.0, "gpu_postprocess": 3.5, "uint8_input": 3.2}
+    uploads = {"reuse_buffers": 12.7, "pinned_memory": 1.5, "gpu_postprocess": 1.47, "uint8_input": 0.37}
+    figs = [Figure(backend, name, B, ms[name], upload_ms=uploads.get(name)) for name in CHAIN]
     figs += [Figure(backend, "async_postprocess", 1, 4.3), Figure(backend, "cuda_graph", 1, 0.5)]
     return figs
 
@@ -35,6 +34,11 @@ def test_within_tolerance_passes():
     figs = [f if f.case != "async_postprocess" or f.batch_size != B else Figure("torch", f.case, B, 6.5)
             for f in good_figures()]  # +3.2% over overlap
     assert not failures(check_ordering(figs, B, tolerance=0.05))
+    assert [v.rule for v in failures(check_ordering(figs, B, tolerance=0.03))] == [
+        "async_postprocess not slower than overlap"]
+    at_the_boundary = [f if f.case != "async_postprocess" or f.batch_size != B else Figure("torch", f.case, B, 6.3)
+                       for f in good_figures()]
+    assert not failures(check_ordering(at_the_boundary, B, tolerance=0.0))  # equal is not slower
 
 
 def test_pinned_upload_needs_2x():
@@ -42,6 +46,25 @@ def test_pinned_upload_needs_2x():
             for f in good_figures()]
     failed = failures(check_ordering(figs, B))
     assert [v.rule for v in failed] == ["pinned upload at least 2x faster than pageable"]
+    exactly = [f if f.case != "pinned_memory" else Figure("torch", "pinned_memory", B, 9.0, upload_ms=6.35)
+               for f in good_figures()]
+    assert not failures(check_ordering(exactly, B))  # 2.00x is enough
+
+
+def test_uint8_upload_needs_3x_and_new_approaches_extend_the_chain():
+    figs = [f if f.case != "uint8_input" else Figure("torch", "uint8_input", B, 3.2, upload_ms=0.6)
+            for f in good_figures()]
+    assert [v.rule for v in failures(check_ordering(figs, B))] == ["uint8 upload at least 3x faster than fp32 pinned"]
+    assert CHAIN[-3:] == ("cuda_graph", "gpu_postprocess", "uint8_input")
+    slower = [f if f.case != "gpu_postprocess" else Figure("torch", "gpu_postprocess", B, 4.5, upload_ms=1.47)
+              for f in good_figures()]
+    assert [v.rule for v in failures(check_ordering(slower, B))] == ["gpu_postprocess not slower than cuda_graph"]
+
+
+def test_a_missing_upload_figure_leaves_its_rule_unjudged():
+    figs = [f if f.case != "uint8_input" else Figure("torch", "uint8_input", B, 3.2) for f in good_figures()]
+    verdict = next(v for v in check_ordering(figs, B) if v.rule.startswith("uint8 upload"))
+    assert verdict.ok is None and "not measured" in verdict.message
 
 
 def test_cuda_graph_must_beat_eager_at_batch_1():
@@ -68,7 +91,7 @@ def test_batch1_test_ids_feed_the_batch1_rule():
     assert figure_case("async_postprocess-b1") == "async_postprocess" and "async_postprocess-b1" in ids
     assert {"multi_profile-two_profiles", "multi_profile-one_profile"} <= {figure_case(i) for i in ids}
     figs = [Figure("torch", figure_case(i), 1, 4.0 if i.startswith("async") else 0.5) for i in ids if i.endswith("-b1")]
-    verdict = next(v for v in check_ordering(figs, 128) if v.rule.startswith("cuda_graph"))
+    verdict = next(v for v in check_ordering(figs, 128) if v.rule.startswith("cuda_graph faster"))
     assert verdict.ok is True
 
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from trtbench.pipeline import Pipeline, Sink, SlotRing, WorkerThread, Workload, postprocess, softmax
+from trtbench.gpu.pipeline import Pipeline, Sink, SlotRing, WorkerThread, Workload, poison_host, postprocess, softmax
 
 
 def test_slot_ring_never_lets_a_writer_overwrite_a_slot_being_read():
@@ -83,16 +83,39 @@ def test_postprocess_matches_numpy():
 
 
 def test_sink_poison_and_store():
-    sink = Sink([4, 2])
-    assert np.isnan(sink.logits[0]).all() and (sink.classes[1] == -1).all()
+    sink = Sink([4, 2], 1000)
+    assert np.isnan(sink.logits[0]).all() and (sink.classes[1] == -1).all() and np.isnan(sink.max_probs[0]).all()
     logits = np.arange(8000, dtype=np.float32).reshape(8, 1000)[:4]
     sink.begin(0)
     sink.store(0, logits)
     np.testing.assert_array_equal(sink.logits[0], logits)
     assert (sink.classes[0] == 999).all() and sink.latencies_ms()[0] >= 0
     assert np.isnan(sink.latencies_ms()[1])  # batch 1 never ran
+    outputs = sink.outputs()
+    assert outputs[0].top5 is None and (outputs[0].max_probs > 0.5).all()
     sink.poison()
     assert np.isnan(sink.logits[0]).all()
+
+
+def test_sink_records_gpu_post_processed_batches():
+    sink = Sink([3], 10)
+    probs = np.array([[0.5, 0.2, 0.1, 0.1, 0.1]] * 3, np.float32)
+    classes = np.array([[7, 1, 2, 3, 4]] * 3, np.int32)
+    sink.begin(0)
+    sink.store_top5(0, probs, classes)
+    assert (sink.classes[0] == 7).all() and (sink.max_probs[0] == 0.5).all() and sink.top5[0].tolist()[0] == [7, 1, 2, 3, 4]
+    assert np.isnan(sink.logits[0]).all()  # the logits come from the device check buffer later
+    sink.set_logits(0, np.ones((3, 10), np.float32))
+    assert (sink.outputs()[0].logits == 1).all()
+    sink.poison()
+    assert (sink.top5[0] == -1).all() and sink.post_thread[0] == "MainThread"
+
+
+def test_host_poison_is_nan_for_floats_and_minus_one_for_integers():
+    floats, ints, small = np.zeros(3, np.float32), np.zeros(3, np.int32), np.zeros(3, np.float16)
+    for a in (floats, ints, small):
+        poison_host(a)
+    assert np.isnan(floats).all() and (ints == -1).all() and np.isnan(small).all()
 
 
 def test_workload_needs_matching_references():

@@ -1,56 +1,150 @@
-"""Compare two saved pytest-benchmark runs per approach; exit non-zero on a regression.
+"""Compare saved runs per test and metric; exit non-zero on a regression.
 
     python -m trtbench.compare OLD.json NEW.json
-    python -m trtbench.compare --storage .benchmarks      # the newest two saved runs
+    python -m trtbench.compare NEW.json                 # against the newest older run beside it
+    python -m trtbench.compare --storage .benchmarks    # the newest two saved runs
 
-Figures compared: each test's median wall time per batch (``extra_info.ms_per_batch``).
-Thresholds come from ``regression.toml`` (one table: a default, per-approach and
-per-case overrides). Runs from another GPU model or TensorRT version are refused,
-never compared. With no baseline the command says so and passes.
+Per test, two metrics are decided on their per-round samples: ``wall`` (end-to-end
+time per batch) and ``compute`` (GPU time of the engine's work per batch, CUDA events).
+A regression needs both a change past the test's threshold and a significant
+Mann-Whitney test (``trtbench.stats``). Thresholds: hand-set ``[fixed.<metric>]``
+entries first, else derived from the saved runs of the same GPU and TensorRT version
+(at least 3), else ``[thresholds.<metric>]`` of regression.toml.
 
-Exit status: 0 no regression (or no baseline), 1 regression, 2 refused or unusable input.
+Runs of another GPU model, TensorRT version or model are refused, never compared; so is
+a run that measured nothing, and a test the old run measured that the new one lacks
+(unless named with ``--allow-missing``: deselected on purpose).
+
+Exit status: 0 no regression (or no baseline), 1 regression, 2 refused or unusable
+input, 3 can't tell (a change past its threshold that the samples cannot confirm:
+rerun with more --rounds).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import fnmatch
 import json
 import re
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
+
+from trtbench.cli import EXIT_OK, EXIT_REFUSED, EXIT_REGRESSION, EXIT_UNCLEAR, Parser, guarded
+from trtbench.stats import Decision, decide, threshold_from_history
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THRESHOLDS = ROOT / "regression.toml"
-IDENTITY = ("gpu_name", "tensorrt")  # a run is comparable only with runs of the same ones
+IDENTITY = ("gpu_name", "tensorrt", "model")  # a run is comparable only with runs of the same ones
+METRICS = {"wall": "wall time per batch", "compute": "GPU compute per batch"}
+SCHEMA = 2  # saved runs carry per-round samples from this schema on
 
 
 class Refused(Exception):
-    """The two runs must not be compared; the message says why."""
+    """The runs must not be compared, or an input is unusable; the message says why in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredTest:
+    batch_size: int
+    samples: dict[str, list[float]]  # metric -> per-round ms per batch
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
     path: Path
     machine: dict[str, Any]
-    ms_per_batch: dict[str, float]  # test name -> median ms per batch
-    batch_size: dict[str, int]
+    tests: dict[str, MeasuredTest]
 
     @classmethod
     def load(cls, path: Path) -> "Run":
+        path = Path(path)
         try:
-            doc = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise Refused(f"{path}: not a readable pytest-benchmark JSON ({exc})") from None
-        ms, batch = {}, {}
-        for bench in doc.get("benchmarks", []):
-            extra = bench.get("extra_info", {})
-            if "ms_per_batch" in extra:
-                ms[bench["name"]] = float(extra["ms_per_batch"])
-                batch[bench["name"]] = int(extra.get("batch_size", 0))
-        return cls(Path(path), doc.get("machine_info", {}), ms, batch)
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise Refused(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise Refused(f"{path}: not readable ({exc.__class__.__name__}: {exc})") from None
+        except ValueError as exc:
+            raise Refused(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list) \
+                or not isinstance(doc.get("machine_info"), dict):
+            raise Refused(f"{path}: not a pytest-benchmark run (expected an object with 'benchmarks' and "
+                          "'machine_info')")
+        schema = doc["machine_info"].get("trtbench_schema", 1)
+        if not isinstance(schema, int) or schema < SCHEMA:
+            raise Refused(f"{path}: saved before per-round samples were recorded (schema {schema!r}, need "
+                          f"{SCHEMA}); run the suite again to make a baseline")
+        tests = {}
+        for bench in doc["benchmarks"]:
+            extra = bench.get("extra_info") if isinstance(bench, dict) else None
+            if not isinstance(extra, dict) or not isinstance(extra.get("samples"), dict):
+                continue  # not one of ours (or not measured)
+            try:
+                samples = {m: [float(v) for v in extra["samples"][m]] for m in METRICS if m in extra["samples"]}
+                tests[str(bench["name"])] = MeasuredTest(int(extra["batch_size"]), samples)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise Refused(f"{path}: benchmark {bench.get('name')!r} has malformed samples "
+                              f"({type(exc).__name__}: {exc})") from None
+        return cls(path, doc["machine_info"], tests)
+
+
+# ---------------------------------------------------------------- thresholds
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """regression.toml: decision parameters, floors, fallback and hand-set thresholds."""
+
+    thresholds: dict[str, dict[str, float]]  # metric -> key -> fraction (fallback without history)
+    fixed: dict[str, dict[str, float]]  # metric -> key -> fraction (hand-set: always wins)
+    floor: dict[str, float]  # metric -> the smallest threshold history may give
+    alpha: float
+    noise_multiplier: float
+    history_min_runs: int
+    history_window: int
+    max_rounds_factor: int
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_THRESHOLDS) -> "Settings":
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise Refused(f"--thresholds {path}: no such file") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise Refused(f"--thresholds {path}: not a readable TOML file ({exc})") from None
+
+        def fractions(table: Any, where: str) -> dict[str, float]:
+            if not isinstance(table, dict):
+                raise Refused(f"--thresholds {path}: [{where}] must be a table of fractions")
+            for key, value in table.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 10:
+                    raise Refused(f"--thresholds {path}: {where}.{key} = {value!r} is not a fraction such as 0.10")
+            return {k: float(v) for k, v in table.items()}
+
+        thresholds = {m: fractions(doc.get("thresholds", {}).get(m, {}), f"thresholds.{m}") for m in METRICS}
+        for metric, table in thresholds.items():
+            if "default" not in table:
+                raise Refused(f"--thresholds {path}: [thresholds.{metric}] needs a 'default'")
+        decision = doc.get("decision", {})
+        try:
+            alpha = float(decision.get("alpha", 0.002))
+            multiplier = float(decision.get("noise_multiplier", 2.0))
+            min_runs = int(decision.get("history_min_runs", 3))
+            window = int(decision.get("history_window", 10))
+            factor = int(decision.get("max_rounds_factor", 4))
+        except (TypeError, ValueError) as exc:
+            raise Refused(f"--thresholds {path}: [decision] has a value of the wrong type ({exc})") from None
+        if not (0 < alpha < 1 and multiplier > 0 and min_runs >= 2 and window >= min_runs and factor >= 1):
+            raise Refused(f"--thresholds {path}: [decision] needs 0 < alpha < 1, noise_multiplier > 0, "
+                          "history_min_runs >= 2, history_window >= history_min_runs, max_rounds_factor >= 1")
+        return cls(
+            thresholds=thresholds,
+            fixed={m: fractions(doc.get("fixed", {}).get(m, {}), f"fixed.{m}") for m in METRICS},
+            floor={m: fractions(doc.get("floor", {}), "floor").get(m, 0.01) for m in METRICS},
+            alpha=alpha, noise_multiplier=multiplier, history_min_runs=min_runs, history_window=window,
+            max_rounds_factor=factor,
+        )
 
 
 def case_of(test_name: str) -> str:
@@ -59,35 +153,46 @@ def case_of(test_name: str) -> str:
     return match.group(1) if match else test_name
 
 
-def threshold_for(test_name: str, thresholds: dict[str, float]) -> float:
-    """The case's own threshold (``cuda_graph-b1``), else its approach's (``cuda_graph``), else the default."""
+def _lookup(table: dict[str, float], test_name: str) -> float | None:
+    """The case's own entry (``cuda_graph-b1``), else its approach's (``cuda_graph``)."""
     case = case_of(test_name)
-    return thresholds.get(case, thresholds.get(case.split("-")[0], thresholds["default"]))
+    return table.get(case, table.get(case.split("-")[0]))
 
 
-def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> dict[str, float]:
-    table = tomllib.loads(Path(path).read_text())["thresholds"]
-    if "default" not in table:
-        raise Refused(f"{path}: [thresholds] needs a 'default'")
-    for key, value in table.items():
-        if not isinstance(value, (int, float)) or not 0 < value < 10:
-            raise Refused(f"{path}: threshold {key} = {value!r} is not a fraction such as 0.10")
-    return {k: float(v) for k, v in table.items()}
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
+
+def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequence[Run]) -> tuple[float, str]:
+    """The threshold of a test's metric and where it came from."""
+    fixed = _lookup(settings.fixed[metric], test_name)
+    if fixed is not None:
+        return fixed, "fixed"
+    medians = [median(r.tests[test_name].samples[metric]) for r in history[-settings.history_window:]
+               if test_name in r.tests and r.tests[test_name].samples.get(metric)]
+    derived = threshold_from_history(medians, settings.floor[metric], settings.noise_multiplier,
+                                     settings.history_min_runs)
+    if derived is not None:
+        return derived, f"history of {len(medians)} runs"
+    table = settings.thresholds[metric]
+    value = _lookup(table, test_name)
+    return (table["default"] if value is None else value), "regression.toml"
+
+
+# ---------------------------------------------------------------- comparison
 
 @dataclasses.dataclass(frozen=True)
 class Row:
     name: str
-    old_ms: float | None
-    new_ms: float | None
-    threshold: float
-    verdict: str  # ok, REGRESSION, faster, new, gone
+    metric: str
+    decision: Decision
+    threshold_source: str
 
     @property
-    def change(self) -> float | None:
-        if self.old_ms is None or self.new_ms is None:
-            return None
-        return self.new_ms / self.old_ms - 1
+    def verdict(self) -> str:
+        return self.decision.verdict
 
 
 def check_comparable(old: Run, new: Run) -> None:
@@ -95,91 +200,154 @@ def check_comparable(old: Run, new: Run) -> None:
         a, b = old.machine.get(field, "unknown"), new.machine.get(field, "unknown")
         if a != b:
             raise Refused(f"refusing to compare: {field} differs ({old.path.name}: {a!r}, {new.path.name}: {b!r}); "
-                          "compare runs of the same GPU model and TensorRT version")
-    for name in old.ms_per_batch.keys() & new.ms_per_batch.keys():
-        if old.batch_size[name] != new.batch_size[name]:
-            raise Refused(f"refusing to compare {name}: batch size {old.batch_size[name]} vs {new.batch_size[name]}")
+                          "compare runs of the same GPU model, TensorRT version and model")
+    for name in old.tests.keys() & new.tests.keys():
+        if old.tests[name].batch_size != new.tests[name].batch_size:
+            raise Refused(f"refusing to compare {name}: batch size {old.tests[name].batch_size} vs "
+                          f"{new.tests[name].batch_size}")
 
 
-def compare(old: Run, new: Run, thresholds: dict[str, float]) -> list[Row]:
+def compare(old: Run, new: Run, settings: Settings, history: Sequence[Run] = (),
+            allow_missing: Iterable[str] = ()) -> list[Row]:
+    """Decide every metric of every test both runs measured. ``history``: earlier runs of
+    the same GPU (``old`` among them) for the thresholds."""
     check_comparable(old, new)
+    for run in (old, new):
+        if not run.tests:
+            raise Refused(f"{run.path}: measured nothing (no benchmark with per-round samples): nothing to compare")
+    patterns = list(allow_missing)
+    missing = sorted(n for n in old.tests.keys() - new.tests.keys()
+                     if not any(n == p or fnmatch.fnmatchcase(n, p) for p in patterns))  # names hold [ ]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise Refused(f"{new.path.name} lacks {len(missing)} test(s) that {old.path.name} measured: {shown}; "
+                      "if they were deselected on purpose, name them with --allow-missing PATTERN")
+    comparable = [r for r in history if r.path != new.path and _same_identity(r, new)]
     rows = []
-    for name in sorted(old.ms_per_batch.keys() | new.ms_per_batch.keys()):
-        threshold = threshold_for(name, thresholds)
-        a, b = old.ms_per_batch.get(name), new.ms_per_batch.get(name)
-        if a is None:
-            verdict = "new"
-        elif b is None:
-            verdict = "gone"
-        elif b > a * (1 + threshold):
-            verdict = "REGRESSION"
-        elif b < a * (1 - threshold):
-            verdict = "faster"
-        else:
-            verdict = "ok"
-        rows.append(Row(name, a, b, threshold, verdict))
+    for name in sorted(old.tests.keys() & new.tests.keys()):
+        for metric in METRICS:
+            a, b = old.tests[name].samples.get(metric), new.tests[name].samples.get(metric)
+            if not a or not b:
+                continue
+            threshold, source = threshold_for(name, metric, settings, comparable)
+            rows.append(Row(name, metric, decide(a, b, threshold, settings.alpha), source))
     return rows
+
+
+def _same_identity(a: Run, b: Run) -> bool:
+    return all(a.machine.get(f) == b.machine.get(f) for f in IDENTITY)
 
 
 def regressions(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.verdict == "REGRESSION"]
 
 
-def format_table(rows: list[Row]) -> str:
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
-    lines = [f"{'test':<48} {'old ms':>9} {'new ms':>9} {'change':>8} {'threshold':>9}  verdict"]
-    for r in rows:
-        change = "-" if r.change is None else f"{r.change:+.1%}"
-        lines.append(f"{r.name:<48} {ms(r.old_ms):>9} {ms(r.new_ms):>9} {change:>8} {r.threshold:>9.0%}  {r.verdict}")
-    return "\n".join(lines)
+def unclear(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r.verdict == "unclear"]
 
 
-def newest_two(storage: Path) -> tuple[Path | None, Path | None]:
-    """The newest two saved runs (pytest-benchmark numbers them) in a storage folder tree."""
-    runs = sorted(storage.rglob("[0-9][0-9][0-9][0-9]_*.json"), key=lambda p: (p.stat().st_mtime, p.name))
-    if not runs:
-        return None, None
-    return (runs[-2] if len(runs) > 1 else None), runs[-1]
+def exit_status(rows: list[Row]) -> int:
+    if regressions(rows):
+        return EXIT_REGRESSION
+    return EXIT_UNCLEAR if unclear(rows) else EXIT_OK
+
+
+def describe(row: Row) -> str:
+    d = row.decision
+    return (f"{row.name} {METRICS[row.metric]} {d.old_median:.3f} -> {d.new_median:.3f} ms ({d.change:+.1%}, "
+            f"threshold {d.threshold:.1%} from {row.threshold_source}; {d.reason})")
+
+
+def format_table(rows: list[Row], markdown: bool = False) -> str:
+    header = ["test", "metric", "old ms", "new ms", "change", "threshold", "p (Mann-Whitney)", "verdict"]
+
+    def cells(r: Row) -> list[str]:
+        d = r.decision
+        p = "-" if d.p_value is None else f"{d.p_value:.2g}"
+        return [r.name, r.metric, f"{d.old_median:.3f}", f"{d.new_median:.3f}", f"{d.change:+.1%}",
+                f"{d.threshold:.1%} ({r.threshold_source})", p, d.verdict]
+
+    table = [header] + [cells(r) for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in table[1:]])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+
+
+def saved_runs(storage: Path) -> list[Path]:
+    """Saved runs (pytest-benchmark numbers them NNNN_...) below ``storage``, oldest first."""
+    def number(p: Path) -> int:
+        return int(p.name.split("_", 1)[0])
+
+    return sorted(storage.rglob("[0-9][0-9][0-9][0-9]*_*.json"), key=lambda p: (number(p), p.stat().st_mtime))
+
+
+def load_history(paths: Iterable[Path]) -> list[Run]:
+    """The loadable runs among ``paths`` (an unreadable or old-schema run is left out of the history)."""
+    runs = []
+    for path in paths:
+        try:
+            runs.append(Run.load(path))
+        except Refused:
+            continue
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trtbench.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="*", type=Path, help="OLD.json NEW.json (default: the newest two in --storage)")
-    parser.add_argument("--storage", type=Path, default=Path(".benchmarks"), help="saved runs folder (default .benchmarks)")
-    parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="TOML with a [thresholds] table")
+    parser = Parser(prog="python -m trtbench.compare", description=__doc__.split("\n\n")[0],
+                                     epilog="exit status: 0 no regression, 1 regression, 2 refused, 3 can't tell")
+    parser.add_argument("runs", nargs="*", type=Path, help="OLD.json NEW.json, or NEW.json (default: the newest two "
+                                                           "in --storage)")
+    parser.add_argument("--storage", type=Path, default=None, help="saved runs folder (default: the folder of NEW, "
+                                                                  "else .benchmarks)")
+    parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="TOML like regression.toml")
+    parser.add_argument("--allow-missing", action="append", default=[], metavar="PATTERN",
+                        help="a test name, or an fnmatch pattern, the new run may lack: deselected on purpose")
+    parser.add_argument("--markdown", action="store_true", help="print the table as markdown (a job summary)")
     args = parser.parse_args(argv)
     if len(args.runs) > 2:
-        parser.error("give at most two runs: OLD.json NEW.json")
-    if len(args.runs) == 2:
-        old_path, new_path = args.runs
-    elif len(args.runs) == 1:
-        old_path, new_path = None, args.runs[0]
-    else:
-        old_path, new_path = newest_two(args.storage)
+        parser.error(f"give at most two runs (OLD.json NEW.json), got {len(args.runs)}")
     try:
-        thresholds = load_thresholds(args.thresholds)
-        if new_path is None:
-            raise Refused(f"no saved run found in {args.storage}")
+        missing = [str(p) for p in args.runs if not p.is_file()]
+        if missing:
+            raise Refused(f"no such file: {', '.join(missing)}")
+        settings = Settings.load(args.thresholds)
+        storage = args.storage or (args.runs[-1].parent if args.runs else Path(".benchmarks"))
+        if args.storage is not None and not args.storage.is_dir():
+            raise Refused(f"--storage {args.storage}: not a folder")
+        history_paths = saved_runs(storage) if storage.is_dir() else []
+        if len(args.runs) == 2:
+            old_path, new_path = args.runs
+        else:
+            new_path = args.runs[0] if args.runs else (history_paths[-1] if history_paths else None)
+            if new_path is None:
+                raise Refused(f"no saved run found in {storage}")
+            older = [p for p in history_paths if p.resolve() != Path(new_path).resolve()]
+            old_path = older[-1] if older else None
         new = Run.load(new_path)
-        if old_path is None or not Path(old_path).exists():
-            print(f"no baseline to compare {new_path} with: nothing to check, passing (this run becomes the baseline)")
-            return 0
-        rows = compare(Run.load(old_path), new, thresholds)
+        if old_path is None:
+            if not new.tests:
+                raise Refused(f"{new_path}: measured nothing (no benchmark with per-round samples)")
+            print(f"no baseline to compare {new_path} with: first run, passing (it becomes the baseline)")
+            return EXIT_OK
+        old = Run.load(old_path)
+        history = load_history(p for p in history_paths if p.resolve() != Path(new_path).resolve())
+        rows = compare(old, new, settings, history, args.allow_missing)
     except Refused as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
     print(f"old: {old_path}\nnew: {new_path}\n")
-    print(format_table(rows))
-    bad = regressions(rows)
-    if bad:
-        print(f"\n{len(bad)} regression(s): " + "; ".join(
-            f"{r.name} {r.old_ms:.3f} -> {r.new_ms:.3f} ms per batch ({r.change:+.1%} > {r.threshold:.0%})" for r in bad))
-        return 1
-    print("\nno regression")
-    return 0
+    print(format_table(rows, args.markdown))
+    status = exit_status(rows)
+    bad = regressions(rows) if status == EXIT_REGRESSION else unclear(rows)
+    if status == EXIT_OK:
+        print("\nno regression")
+    else:
+        what = "regression(s)" if status == EXIT_REGRESSION else "can't tell: rerun with more --rounds"
+        print(f"\n{len(bad)} {what}: " + "; ".join(describe(r) for r in bad))
+    return status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(main))

@@ -1,84 +1,224 @@
-"""Comparison with the ONNX Runtime reference, and the tolerances, in one place."""
+"""Comparison with the ONNX Runtime reference, and the tolerances, in one place.
+
+Per batch, as Polygraphy's comparator reports them: relative L2 and max / mean / median /
+p99 absolute error, on the logits and on the softmax probabilities; top-1 and top-5
+agreement; the error of the top-1 probability the pipeline itself produced. A run
+passes when every batch is within every tolerance; the report also gives the tolerance
+that would have passed (the worst value seen).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-# Per compute precision. fp32 allows TF32 (TensorRT's and torch's default on Ampere+).
+from trtbench.model import OUTPUT_NAME, TOP5_CLASS, TOP5_PROB, TOP_K
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    rel_l2: float  # logits: ||out - ref|| / ||ref||, per batch
+    top1: float  # share of images whose top-1 class is the reference's, per batch
+    top5: float  # mean overlap of the top-5 class sets, per batch
+    prob_abs: float  # |top-1 probability - the reference's|, per image
+
+
+# Per compute precision; fp32 allows TF32 (TensorRT's and torch's default on Ampere+).
+# The default model's outputs are image-dependent (calibrated weights, procedural images),
+# so relative L2 measures the part that tells images apart. Each bound must also fail the
+# perturbations of tests/test_correctness_power.py: two images swapped (rel. L2 ~0.18),
+# the previous batch (~1.4), Gaussian noise of 10% (fp16) / 2% (fp32) of the RMS of the
+# image-dependent part (~0.1 / ~0.02).
 TOLERANCES = {
-    "fp32": {"rel_l2": 2e-3, "top1": 0.99},  # measured on the H100 (torch, TF32): 4.8e-4
-    "fp16": {"rel_l2": 1e-2, "top1": 0.97},  # measured on the H100 (torch): 5.5e-4
+    "fp32": Tolerance(rel_l2=5e-3, top1=0.95, top5=0.95, prob_abs=1e-2),
+    "fp16": Tolerance(rel_l2=2e-2, top1=0.85, top5=0.85, prob_abs=3e-2),
 }
 
 
 @dataclasses.dataclass(frozen=True)
-class Comparison:
-    rel_l2: float  # worst batch: ||out - ref|| / ||ref||
-    max_abs: float  # worst element over all batches
+class ErrorStats:
+    """Polygraphy-style error statistics of one output against its reference."""
+
+    rel_l2: float
+    max_abs: float
     mean_abs: float
-    top1: float  # worst batch: share of images whose predicted class equals the reference's
-    batches: int
-    tolerance_rel_l2: float
-    tolerance_top1: float
-    worst_batch: int
+    median_abs: float
+    p99_abs: float
+
+    @classmethod
+    def of(cls, out: np.ndarray, ref: np.ndarray) -> "ErrorStats":
+        if out.shape != ref.shape:
+            raise ValueError(f"output shape {out.shape} differs from the reference's {ref.shape}")
+        diff = out.astype(np.float64) - ref.astype(np.float64)
+        absolute = np.abs(diff).ravel()
+        ref_norm = float(np.linalg.norm(ref.astype(np.float64)))
+        return cls(
+            rel_l2=float(np.linalg.norm(diff) / ref_norm) if ref_norm > 0 else float(np.linalg.norm(diff)),
+            max_abs=float(absolute.max()),  # NaN propagates: an unwritten output never passes
+            mean_abs=float(absolute.mean()),
+            median_abs=float(np.median(absolute)),
+            p99_abs=float(np.percentile(absolute, 99)),
+        )
+
+    @classmethod
+    def worst(cls, stats: Sequence["ErrorStats"]) -> "ErrorStats":
+        """Field by field, the largest over batches (NaN wins)."""
+        def big(values: list[float]) -> float:
+            arr = np.array(values)
+            return float("nan") if np.isnan(arr).any() else float(arr.max())
+
+        return cls(**{f.name: big([getattr(s, f.name) for s in stats]) for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass
+class PipelineOutputs:
+    """What a pipeline produced for one batch: logits, and its own post-processing's
+    top-1 class and probability (and top-5 classes where it computes them)."""
+
+    logits: np.ndarray
+    classes: np.ndarray
+    max_probs: np.ndarray
+    top5: np.ndarray | None = None
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def top_k(logits: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    return np.argsort(-logits, axis=1, kind="stable")[:, :k]
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchComparison:
+    logits: ErrorStats
+    probs: ErrorStats
+    top1: float
+    top5: float
+    prob_abs: float  # worst |top-1 probability - reference's| in the batch
+
+
+def compare_batch(out: PipelineOutputs, reference: dict[str, np.ndarray]) -> BatchComparison:
+    ref_logits = reference[OUTPUT_NAME]
+    if out.classes.shape != (len(ref_logits),) or out.max_probs.shape != (len(ref_logits),):
+        raise ValueError(f"{out.classes.shape} classes / {out.max_probs.shape} probabilities for a batch of "
+                         f"{len(ref_logits)}")
+    ref_probs = softmax(ref_logits.astype(np.float64))
+    logits = ErrorStats.of(out.logits, ref_logits)
+    probs = ErrorStats.of(softmax(out.logits.astype(np.float64)), ref_probs)
+    # a graph that computes top-5 on its own is checked against ONNX Runtime's run of the same graph
+    ref_top5 = reference[TOP5_CLASS] if TOP5_CLASS in reference else top_k(ref_logits)
+    ref_max_prob = reference[TOP5_PROB][:, 0] if TOP5_PROB in reference else ref_probs.max(axis=1)
+    top5_out = out.top5 if out.top5 is not None else top_k(out.logits)
+    overlap = [len(set(a) & set(b)) / TOP_K for a, b in zip(top5_out.tolist(), ref_top5.tolist())]
+    prob_err = np.abs(out.max_probs.astype(np.float64) - ref_max_prob)
+    return BatchComparison(
+        logits=logits,
+        probs=probs,
+        top1=float(np.mean(out.classes == ref_top5[:, 0])),
+        top5=float(np.mean(overlap)),
+        prob_abs=float("nan") if np.isnan(prob_err).any() else float(prob_err.max()),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Every batch of a round against its reference; the worst batch decides."""
+
+    batches: list[BatchComparison]
+    precision: str
+    tolerance: Tolerance
+
+    @property
+    def logits(self) -> ErrorStats:
+        return ErrorStats.worst([b.logits for b in self.batches])
+
+    @property
+    def probs(self) -> ErrorStats:
+        return ErrorStats.worst([b.probs for b in self.batches])
+
+    @property
+    def rel_l2(self) -> float:
+        return self.logits.rel_l2
+
+    @property
+    def top1(self) -> float:
+        return float(min(b.top1 for b in self.batches))
+
+    @property
+    def top5(self) -> float:
+        return float(min(b.top5 for b in self.batches))
+
+    @property
+    def prob_abs(self) -> float:
+        values = np.array([b.prob_abs for b in self.batches])
+        return float("nan") if np.isnan(values).any() else float(values.max())
+
+    @property
+    def required(self) -> Tolerance:
+        """The tolerance that would have passed: the worst value of each check."""
+        return Tolerance(rel_l2=self.rel_l2, top1=self.top1, top5=self.top5, prob_abs=self.prob_abs)
+
+    @property
+    def worst_batch(self) -> int:
+        rel = np.nan_to_num([b.logits.rel_l2 for b in self.batches], nan=np.inf)
+        return int(np.argmax(rel))
+
+    def failures(self) -> list[str]:
+        """One phrase per violated tolerance (written so that NaN fails every bound)."""
+        tol, failed = self.tolerance, []
+        if not self.rel_l2 <= tol.rel_l2:
+            failed.append(f"relative L2 {self.rel_l2:.3g} > {tol.rel_l2:g}")
+        if not self.top1 >= tol.top1:
+            failed.append(f"top-1 agreement {self.top1:.2%} < {tol.top1:.0%}")
+        if not self.top5 >= tol.top5:
+            failed.append(f"top-5 agreement {self.top5:.2%} < {tol.top5:.0%}")
+        if not self.prob_abs <= tol.prob_abs:
+            failed.append(f"top-1 probability error {self.prob_abs:.3g} > {tol.prob_abs:g}")
+        return failed
 
     @property
     def passed(self) -> bool:
-        # written so that NaN (an output never written) fails
-        return bool(self.rel_l2 <= self.tolerance_rel_l2 and self.top1 >= self.tolerance_top1)
+        return not self.failures()
 
     def describe(self) -> str:
-        return (
-            f"relative L2 {self.rel_l2:.3g} (tolerance {self.tolerance_rel_l2:g}), "
-            f"top-1 agreement {self.top1:.2%} (tolerance {self.tolerance_top1:.0%}), "
-            f"max |err| {self.max_abs:.3g}, mean |err| {self.mean_abs:.3g}, worst batch {self.worst_batch} "
-            f"of {self.batches}"
-        )
+        worst = self.batches[self.worst_batch]
+        verdict = "; ".join(self.failures()) or "within every tolerance"
+        return (f"{verdict} ({self.precision}; worst batch {self.worst_batch} of {len(self.batches)}: "
+                f"relative L2 {worst.logits.rel_l2:.3g}, max |err| {worst.logits.max_abs:.3g}, "
+                f"top-1 {worst.top1:.2%}, top-5 {worst.top5:.2%}; would pass with rel. L2 <= {self.rel_l2:.3g}, "
+                f"top-1 >= {self.top1:.2%}, top-5 >= {self.top5:.2%}, prob. error <= {self.prob_abs:.3g})")
 
-    def as_extra_info(self) -> dict[str, float]:
+    def as_extra_info(self) -> dict[str, Any]:
         return {
+            # flat figures (report, README) ...
             "rel_l2_error": self.rel_l2,
-            "max_abs_error": self.max_abs,
-            "mean_abs_error": self.mean_abs,
+            "max_abs_error": self.logits.max_abs,
+            "mean_abs_error": self.logits.mean_abs,
             "top1_agreement": self.top1,
-            "tolerance_rel_l2": self.tolerance_rel_l2,
-            "tolerance_top1": self.tolerance_top1,
+            "top5_agreement": self.top5,
+            # ... and everything, as Polygraphy reports it
+            "errors": {
+                "precision": self.precision,
+                "logits": dataclasses.asdict(self.logits),
+                "probabilities": dataclasses.asdict(self.probs),
+                "top1_probability_abs": self.prob_abs,
+                "tolerance": dataclasses.asdict(self.tolerance),
+                "would_pass_with": dataclasses.asdict(self.required),
+                "worst_batch": self.worst_batch,
+                "per_batch": [{"rel_l2": b.logits.rel_l2, "max_abs": b.logits.max_abs, "top1": b.top1,
+                               "top5": b.top5} for b in self.batches],
+            },
         }
 
 
-def compare(
-    outputs: Sequence[np.ndarray],
-    classes: Sequence[np.ndarray],
-    references: Sequence[np.ndarray],
-    precision: str,
-) -> Comparison:
-    """Every batch's logits against its reference, and the classes the pipeline's own
-    post-processing produced against the reference's top-1 (so a batch post-processed
-    from another batch's output fails even if the logits copy is right)."""
-    if not len(outputs) == len(classes) == len(references):
-        raise ValueError(f"{len(outputs)} outputs, {len(classes)} class arrays, {len(references)} references")
-    tol = TOLERANCES[precision]
-    rel, top1, max_abs, abs_sum, count = [], [], 0.0, 0.0, 0
-    for out, cls, ref in zip(outputs, classes, references):
-        if out.shape != ref.shape:
-            raise ValueError(f"output shape {out.shape} differs from the reference's {ref.shape}")
-        diff = np.abs(out.astype(np.float64) - ref)
-        rel.append(float(np.linalg.norm(out.astype(np.float64) - ref) / np.linalg.norm(ref)))
-        top1.append(float(np.mean(cls == ref.argmax(axis=1))))
-        max_abs = max(max_abs, float(diff.max())) if not np.isnan(diff).any() else float("nan")
-        abs_sum += float(diff.sum())
-        count += diff.size
-    worst = int(np.argmax(np.nan_to_num(rel, nan=np.inf)))
-    return Comparison(
-        rel_l2=float(np.max(rel)) if not np.isnan(rel).any() else float("nan"),
-        max_abs=max_abs,
-        mean_abs=abs_sum / count,
-        top1=float(np.min(top1)),
-        batches=len(outputs),
-        tolerance_rel_l2=tol["rel_l2"],
-        tolerance_top1=tol["top1"],
-        worst_batch=worst,
-    )
+def compare(outputs: Sequence[PipelineOutputs], references: Sequence[dict[str, np.ndarray]], precision: str) -> Comparison:
+    """Every batch's outputs against its reference. The classes checked are the ones the
+    pipeline's own post-processing produced, so a batch post-processed from another
+    batch's buffer fails even if the logits copy is right."""
+    if len(outputs) != len(references) or not outputs:
+        raise ValueError(f"{len(outputs)} batches of outputs for {len(references)} references")
+    return Comparison([compare_batch(o, r) for o, r in zip(outputs, references)], precision, TOLERANCES[precision])

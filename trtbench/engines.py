@@ -20,8 +20,7 @@ from typing import Any, Callable, Sequence
 
 from filelock import FileLock
 
-MULTI_PROFILE_SHAPES = ((1, 16, 32), (64, 128, 192))  # the tutorial's two profiles
-KEY_SCHEMA = 1  # bump when the meaning of a key field changes
+KEY_SCHEMA = 2  # bump when the meaning of a key field changes
 
 
 class EngineConfigError(ValueError):
@@ -56,13 +55,15 @@ class TrtCapabilities:
 class EngineSpec:
     """Everything that decides what a build produces (all of it goes into the cache key)."""
 
-    name: str  # fp32, fp16, multi_profile, shared_profile
-    precision: str  # fp32 or fp16 (compute); I/O stays fp32
+    name: str  # fp32, fp16, multi_profile, shared_profile, fp16_postprocess, fp16_uint8
+    precision: str  # fp32 or fp16 (compute); outputs stay fp32
     profiles: tuple[tuple[int, int, int], ...]  # (min, opt, max) batch per profile
+    input_shape: tuple[int, ...]  # one sample: (3, H, W) float, or (H, W, 3) uint8
     fp16_path: str | None = None  # "builder_flag" (10.x) or "strongly_typed" (11.x, or forced)
     profile_sharing_flag: bool = False  # PreviewFeature.PROFILE_SHARING_0806 (TensorRT < 10)
     max_aux_streams: int | None = None  # None: TensorRT's default
-    onnx_variant: str = "fp32"  # which exported ONNX the network is parsed from
+    graph_variant: str = "logits"  # which graph (trtbench.model.GRAPH_VARIANTS)
+    onnx_fp16: bool = False  # parsed from the fp16-weights export (the strongly typed path)
 
     @property
     def batch_ranges(self) -> list[tuple[int, int]]:
@@ -96,43 +97,71 @@ def needs_profile_sharing_flag(caps: TrtCapabilities) -> bool:
     return True
 
 
+# engine name -> (precision, graph variant); the profile shapes come from --batch-size
+ENGINES = {
+    "fp32": ("fp32", "logits"),
+    "fp16": ("fp16", "logits"),
+    "multi_profile": ("fp16", "logits"),
+    "shared_profile": ("fp16", "logits"),
+    "fp16_postprocess": ("fp16", "postprocess"),
+    "fp16_uint8": ("fp16", "uint8"),
+}
+
+
 def engine_specs(
     batch_size: int,
     caps: TrtCapabilities,
+    image_size: int = 224,
     max_aux_streams: int | None = None,
     force_strongly_typed: bool = False,
+    max_batch: int = 0,
 ) -> dict[str, EngineSpec]:
-    """The four engines, keyed by name, for ``--batch-size`` (tutorial: 1/128/256)."""
+    """Every engine, keyed by name, for ``--batch-size`` (tutorial: profile 1/128/256).
+    ``max_batch`` widens the profile for a batch-size sweep beyond 2x the batch size."""
     if batch_size < 1:
         raise EngineConfigError(f"batch size must be >= 1, got {batch_size}")
     if max_aux_streams is not None and max_aux_streams < 0:
         raise EngineConfigError(f"max_aux_streams must be >= 0, got {max_aux_streams}")
-    wide = ((1, batch_size, 2 * batch_size),)
+    wide = ((1, batch_size, max(2 * batch_size, max_batch)),)
     fp16_path = choose_fp16_path(caps, force_strongly_typed)
-    fp16_onnx = "fp16" if fp16_path == "strongly_typed" else "fp32"
-    aux = max_aux_streams
-    return {
-        "fp32": EngineSpec("fp32", "fp32", wide, max_aux_streams=aux),
-        "fp16": EngineSpec("fp16", "fp16", wide, fp16_path, onnx_variant=fp16_onnx, max_aux_streams=aux),
-        "multi_profile": EngineSpec(
-            "multi_profile", "fp16", MULTI_PROFILE_SHAPES, fp16_path, onnx_variant=fp16_onnx, max_aux_streams=aux
-        ),
-        "shared_profile": EngineSpec(
-            "shared_profile", "fp16", wide, fp16_path, needs_profile_sharing_flag(caps), onnx_variant=fp16_onnx,
-            max_aux_streams=aux,
-        ),
-    }
+    specs = {}
+    for name, (precision, variant) in ENGINES.items():
+        fp16 = precision == "fp16"
+        profiles: tuple[tuple[int, int, int], ...]
+        if name == "multi_profile":
+            if batch_size < 2:
+                continue  # two profiles need two batch sizes: the approach says so when selected
+            profiles = multi_profile_shapes(batch_size)
+        else:
+            profiles = wide
+        specs[name] = EngineSpec(
+            name, precision, profiles,
+            input_shape=(image_size, image_size, 3) if variant == "uint8" else (3, image_size, image_size),
+            fp16_path=fp16_path if fp16 else None,
+            profile_sharing_flag=name == "shared_profile" and needs_profile_sharing_flag(caps),
+            max_aux_streams=max_aux_streams, graph_variant=variant,
+            onnx_fp16=fp16 and fp16_path == "strongly_typed",
+        )
+    return specs
+
+
+def multi_profile_shapes(batch_size: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """The two profiles of the multi-profile engine, derived from ``--batch-size`` B:
+    a small one around B/8 and a large one around B, never overlapping. At B = 128 they
+    are the tutorial's [1, 16, 32] and [64, 128, 192]."""
+    if batch_size < 2:
+        raise EngineConfigError(f"--batch-size {batch_size}: the multi-profile engine needs two batch sizes, "
+                                "so --batch-size >= 2")
+    small = max(1, batch_size // 8)
+    small_max = max(small, min(2 * small, batch_size - 1))
+    large_min = max(small_max + 1, batch_size // 2)
+    return (1, small, small_max), (large_min, batch_size, batch_size + batch_size // 2)
 
 
 def multi_profile_batches(batch_size: int) -> tuple[int, int]:
-    """The small and large batch of the multi-profile approach, checked against its profiles."""
-    small, large = MULTI_PROFILE_SHAPES[0][1], batch_size
-    lo, _, hi = MULTI_PROFILE_SHAPES[1]
-    if not lo <= large <= hi:
-        raise EngineConfigError(
-            f"--batch-size {batch_size} is outside the multi-profile engine's second profile {lo}..{hi}"
-        )
-    return small, large
+    """The small and large batch of the multi-profile approach (each at its profile's opt)."""
+    small, large = multi_profile_shapes(batch_size)
+    return small[1], large[1]
 
 
 def file_sha256(path: Path) -> str:

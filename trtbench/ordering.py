@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable
 
-CHAIN = ("baseline", "reuse_buffers", "pinned_memory", "fp16", "overlap", "async_postprocess")
+CHAIN = ("baseline", "reuse_buffers", "pinned_memory", "fp16", "overlap", "async_postprocess", "cuda_graph",
+         "gpu_postprocess", "uint8_input")
 DEFAULT_TOLERANCE = 0.05
 PINNED_UPLOAD_SPEEDUP = 2.0
+UINT8_UPLOAD_SPEEDUP = 3.0  # a quarter of the bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,8 +22,8 @@ class Figure:
     case: str  # approach name, or approach-variant (multi_profile-two_profiles)
     batch_size: int
     batch_ms: float  # median wall time per batch
-    upload_ms: float | None = None  # median host-to-device time per batch (serial pipelines)
-    small_batch_gpu_ms: float | None = None  # multi_profile: GPU time of the small batches
+    upload_ms: float | None = None  # median host-to-device time per batch
+    small_batch_gpu_ms: float | None = None  # multi_profile: the engine's GPU time on the small batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +68,19 @@ def check_ordering(figures: Iterable[Figure], batch_size: int, tolerance: float 
                 f"{faster} {b.batch_ms:.3f} ms vs {slower_ok} {a.batch_ms:.3f} ms per batch "
                 f"({change:+.1%}, tolerance +{tolerance:.0%})", chain_step=(slower_ok, faster)))
 
-        rule = f"pinned upload at least {PINNED_UPLOAD_SPEEDUP:g}x faster than pageable"
-        page, pin = get("reuse_buffers"), get("pinned_memory")
-        if page is None or pin is None or page.upload_ms is None or pin.upload_ms is None:
-            verdicts.append(missing(rule, "reuse_buffers", "pinned_memory"))
-        else:
-            speedup = page.upload_ms / pin.upload_ms
-            verdicts.append(Verdict(rule, backend, speedup >= PINNED_UPLOAD_SPEEDUP,
-                f"upload pageable {page.upload_ms:.3f} ms vs pinned {pin.upload_ms:.3f} ms ({speedup:.2f}x)"))
+        for rule, slow_case, fast_case, needed, what in (
+            (f"pinned upload at least {PINNED_UPLOAD_SPEEDUP:g}x faster than pageable", "reuse_buffers",
+             "pinned_memory", PINNED_UPLOAD_SPEEDUP, ("pageable", "pinned")),
+            (f"uint8 upload at least {UINT8_UPLOAD_SPEEDUP:g}x faster than fp32 pinned", "gpu_postprocess",
+             "uint8_input", UINT8_UPLOAD_SPEEDUP, ("fp32 pinned", "uint8 pinned")),
+        ):
+            slow, fast = get(slow_case), get(fast_case)
+            if slow is None or fast is None or slow.upload_ms is None or fast.upload_ms is None:
+                verdicts.append(missing(rule, slow_case, fast_case))
+                continue
+            speedup = slow.upload_ms / fast.upload_ms
+            verdicts.append(Verdict(rule, backend, speedup >= needed,
+                f"upload {what[0]} {slow.upload_ms:.3f} ms vs {what[1]} {fast.upload_ms:.3f} ms ({speedup:.2f}x)"))
 
         for rule, slow_case, fast_case, batch in (
             ("fp16 faster than fp32", "pinned_memory", "fp16", batch_size),

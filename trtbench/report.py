@@ -1,20 +1,36 @@
-"""Turn a saved run into ``report.md`` and ``report.png`` (the technique story per backend).
+"""Turn a saved run into a report: ``report.md`` and its pictures.
 
     python -m trtbench.report RUN.json --out report/
+
+* ``report.png``: time per batch per approach, with each approach's floor marked, and the
+  cumulative speedup, per backend;
+* ``timeline-<backend>.png``: one round per approach: upload, compute and download spans
+  on their CUDA streams, enqueue and post-processing spans on their host threads (what
+  the tutorial showed with Nsight Systems);
+* ``sweep.png`` (with ``--batch-sweep``): images per second against p99 latency, a point
+  per batch size, a line per approach and backend.
+
+Exit status: 0 written, 2 unusable input (one line on stderr).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from trtbench.cli import EXIT_OK, EXIT_REFUSED, Parser, guarded
 from trtbench.gpu.approaches import NAMES
 
 MACHINE_FIELDS = ("gpu_name", "compute_capability", "cuda_driver", "cuda_runtime", "tensorrt", "torch",
-                  "torchvision", "onnxruntime", "cuda_bindings")
+                  "torchvision", "onnxruntime", "cuda_bindings", "model")
+SPAN_COLORS = {"upload": "#4c72b0", "compute": "#dd8452", "download": "#55a868", "enqueue": "#8c8c8c",
+               "postprocess": "#8172b3"}
+
+
+class Unusable(Exception):
+    """The input cannot make a report; the message says why in one line."""
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -22,94 +38,249 @@ def _order(name: str) -> tuple[int, str]:
     return (NAMES.index(approach) if approach in NAMES else len(NAMES), name)
 
 
-def load_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Per backend, one row per test (case id, figures), in the tutorial's order."""
-    by_backend: dict[str, list[dict[str, Any]]] = {}
+def load_run(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise Unusable(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Unusable(f"{path}: not readable ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:
+        raise Unusable(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise Unusable(f"{path}: not a pytest-benchmark run (expected an object with 'benchmarks')")
+    if not load_rows(doc) and not load_sweep(doc):
+        raise Unusable(f"{path}: holds no measured benchmark of this suite (every test skipped or disabled?)")
+    return doc
+
+
+def _measured(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
     for bench in doc.get("benchmarks", []):
-        extra = bench.get("extra_info", {})
-        if "ms_per_batch" not in extra:
-            continue
-        by_backend.setdefault(extra["backend"], []).append({"case": extra["approach"], **extra})
+        extra = bench.get("extra_info") if isinstance(bench, dict) else None
+        if isinstance(extra, dict) and "ms_per_batch" in extra and "backend" in extra:
+            rows.append({"name": bench.get("name", "?"), "case": extra.get("approach", "?"), **extra})
+    return rows
+
+
+def load_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per backend, one row per approach test (case id, figures), in the tutorial's order."""
+    by_backend: dict[str, list[dict[str, Any]]] = {}
+    for row in _measured(doc):
+        if not row.get("sweep"):
+            by_backend.setdefault(row["backend"], []).append(row)
     for rows in by_backend.values():
         rows.sort(key=lambda r: _order(r["case"]))
     return by_backend
+
+
+def load_sweep(doc: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Per (backend, approach), the sweep's points by batch size."""
+    points: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in _measured(doc):
+        if row.get("sweep"):
+            points.setdefault((row["backend"], row["case"]), []).append(row)
+    for rows in points.values():
+        rows.sort(key=lambda r: r["batch_size"])
+    return points
 
 
 def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def render_markdown(doc: dict[str, Any], png_name: str | None) -> str:
+def render_markdown(doc: dict[str, Any], pictures: list[str]) -> str:
     machine = doc.get("machine_info", {})
     lines = ["# Benchmark report", "", f"Run: {doc.get('datetime', '?')}, commit {doc.get('commit_info', {}).get('id', '?')}", ""]
     lines += ["| machine | |", "| --- | --- |"] + [f"| {f} | {machine.get(f, '?')} |" for f in MACHINE_FIELDS] + [""]
+    found = (doc.get("trtbench") or {}).get("discrimination")
+    if found:
+        lines += [f"Correctness power: {found['distinct_classes']} distinct top-1 classes in a batch of "
+                  f"{found['batch']}, image-dependent share of the logits {found['image_dependent_share']:.1%}.", ""]
     for backend, rows in load_rows(doc).items():
         base = {r["batch_size"]: r["ms_per_batch"] for r in rows if r["case"] == "baseline"}
         lines += [f"## {backend}", "",
-                  "| approach | batch | ms/batch (IQR) | img/s | speedup vs baseline | GPU ms/batch | last 3 batches ms "
-                  "| p99 latency ms | rel. L2 err | top-1 agree | peak MB |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| approach | batch | ms/batch (IQR) | img/s | speedup vs baseline | floor ms (x) | GPU compute ms "
+                  "| upload ms | download ms | enqueue ms | p99 latency ms | rel. L2 err | top-1 | top-5 | peak MB |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in rows:
             ref = base.get(r["batch_size"])
             speedup = f"{ref / r['ms_per_batch']:.2f}x" if ref else "-"
+            floor = r.get("floor") or {}
+            floor_cell = f"{floor['floor_ms']:.3f} ({r['ms_per_batch'] / floor['floor_ms']:.2f}x)" if floor else "-"
             lines.append(
                 f"| {r['case']} | {r['batch_size']} | {r['ms_per_batch']:.3f} ({_fmt(r.get('ms_per_batch_iqr'), '.3f')}) "
-                f"| {_fmt(r.get('images_per_s'), ',.0f')} | {speedup} | {_fmt(r.get('gpu_ms_per_batch'), '.3f')} "
-                f"| {_fmt(r.get('last3_of_batches_ms'), '.2f')} | {_fmt(r.get('latency_p99_ms'), '.2f')} "
-                f"| {_fmt(r.get('rel_l2_error'), '.2e')} | {_fmt(r.get('top1_agreement'), '.2%')} "
+                f"| {_fmt(r.get('images_per_s'), ',.0f')} | {speedup} | {floor_cell} "
+                f"| {_fmt(r.get('compute_ms_per_batch'), '.3f')} | {_fmt(r.get('upload_ms_per_batch'), '.3f')} "
+                f"| {_fmt(r.get('download_ms_per_batch'), '.3f')} | {_fmt(r.get('enqueue_ms_per_batch'), '.3f')} "
+                f"| {_fmt(r.get('latency_p99_ms'), '.2f')} | {_fmt(r.get('rel_l2_error'), '.2e')} "
+                f"| {_fmt(r.get('top1_agreement'), '.1%')} | {_fmt(r.get('top5_agreement'), '.1%')} "
                 f"| {_fmt(r.get('peak_device_mb'), '.0f')} |")
+        unstable = [r for r in rows if (r.get("gpu_compute_cv") or 0) > 0.01]
+        if unstable:
+            lines += ["", "GPU compute varied by more than 1% between rounds in: "
+                      + ", ".join(f"{r['case']} ({r['gpu_compute_cv']:.1%})" for r in unstable) + "."]
         lines.append("")
-    if png_name:
-        lines += [f"![technique story]({png_name})", ""]
+    sweep = load_sweep(doc)
+    if sweep:
+        lines += ["## Batch-size sweep", "", "| backend | approach | batch | img/s | p50 latency ms | p99 latency ms |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for (backend, approach), points in sweep.items():
+            lines += [f"| {backend} | {approach} | {p['batch_size']} | {_fmt(p.get('images_per_s'), ',.0f')} "
+                      f"| {_fmt(p.get('latency_p50_ms'), '.2f')} | {_fmt(p.get('latency_p99_ms'), '.2f')} |"
+                      for p in points]
+        lines.append("")
+    lines += [f"![{name}]({name})" for name in pictures] + [""]
     return "\n".join(lines)
 
 
-def render_png(doc: dict[str, Any], path: Path) -> None:
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def render_story(doc: dict[str, Any], path: Path) -> None:
+    """Time per batch per approach (median, IQR), its floor, and the speedup over baseline."""
+    plt = _pyplot()
     by_backend = load_rows(doc)
-    fig, axes = plt.subplots(len(by_backend) or 1, 1, figsize=(11, 4.2 * max(1, len(by_backend))), squeeze=False)
+    fig, axes = plt.subplots(len(by_backend), 1, figsize=(12, 4.6 * len(by_backend)), squeeze=False)
     for ax, (backend, rows) in zip(axes[:, 0], by_backend.items()):
         batch = max(r["batch_size"] for r in rows)
         story = [r for r in rows if r["batch_size"] == batch]
-        names = [r["case"] for r in story]
+        x = range(len(story))
         ms = [r["ms_per_batch"] for r in story]
-        iqr = [r.get("ms_per_batch_iqr") or 0 for r in story]
-        bars = ax.bar(range(len(story)), ms, yerr=iqr, capsize=3, color="#4c72b0")
+        bars = ax.bar(x, ms, yerr=[r.get("ms_per_batch_iqr") or 0 for r in story], capsize=3, color="#4c72b0",
+                      label="ms per batch (median, IQR)")
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in ms], fontsize=8, padding=2)
-        ax.set_xticks(range(len(story)), names, rotation=20, ha="right", fontsize=9)
-        ax.set_ylabel("ms per batch (median, IQR)")
-        ax.set_title(f"{backend}: batch {batch}, {doc.get('machine_info', {}).get('gpu_name', '?')}")
+        floors = [(i, r["floor"]["floor_ms"]) for i, r in enumerate(story) if r.get("floor")]
+        if floors:
+            ax.scatter([i for i, _ in floors], [f for _, f in floors], marker="_", s=900, linewidths=2.5,
+                       color="#c44e52", zorder=3, label="floor: max(upload, GPU compute), measured alone")
+        ax.set_xticks(list(x), [r["case"] for r in story], rotation=20, ha="right", fontsize=9)
+        ax.set_ylabel("ms per batch")
+        ax.set_ylim(0, max(ms) * 1.25)
+        ax.set_title(f"{backend}: {doc.get('machine_info', {}).get('model', '?')}, batch {batch}, "
+                     f"{doc.get('machine_info', {}).get('gpu_name', '?')}")
+        ax.legend(loc="upper right", fontsize=8)
+        names = [r["case"] for r in story]
         if "baseline" in names:
             base = ms[names.index("baseline")]
             twin = ax.twinx()
-            twin.plot(range(len(story)), [base / v for v in ms], "o-", color="#dd8452")
+            twin.plot(list(x), [base / v for v in ms], "o-", color="#dd8452")
             twin.set_ylabel("speedup over baseline", color="#dd8452")
             twin.set_ylim(0, max(base / v for v in ms) * 1.15)
-        ax.set_ylim(0, max(ms) * 1.2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def render_timelines(rows: list[dict[str, Any]], backend: str, path: Path) -> bool:
+    """One round per approach: spans per CUDA stream and host thread. False if no timeline was recorded."""
+    rows = [r for r in rows if r.get("timeline")]
+    if not rows:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), 1, figsize=(13, 1.1 + 1.35 * len(rows) + 0.25 * sum(
+        len(_lanes(r["timeline"])) for r in rows)), squeeze=False)
+    for ax, row in zip(axes[:, 0], rows):
+        lanes = _lanes(row["timeline"])
+        for span in row["timeline"]["gpu"] + row["timeline"]["host"]:
+            lane = lanes.index(_lane_of(span))
+            ax.barh(lane, span["end_ms"] - span["start_ms"], left=span["start_ms"], height=0.7,
+                    color=SPAN_COLORS[span["span"]], edgecolor="white", linewidth=0.3)
+        ax.set_yticks(range(len(lanes)), lanes, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"{row['case']} (batch {row['batch_size']}): {row['ms_per_batch']:.2f} ms per batch", fontsize=9,
+                     loc="left")
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_xlim(left=0)
+    axes[-1, 0].set_xlabel("ms since the round's start (one round, CUDA events and host clock)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SPAN_COLORS.values()]
+    fig.legend(handles, list(SPAN_COLORS), loc="upper center", ncol=len(SPAN_COLORS), fontsize=9)
+    fig.suptitle(f"{backend}: one timed round per approach", y=0.995, fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _lane_of(span: dict[str, Any]) -> str:
+    return f"stream {span['stream']}" if "stream" in span else f"thread {span['thread']}"
+
+
+def _lanes(timeline: dict[str, Any]) -> list[str]:
+    lanes: list[str] = []
+    for span in timeline["gpu"] + timeline["host"]:
+        if _lane_of(span) not in lanes:
+            lanes.append(_lane_of(span))
+    return lanes
+
+
+def render_sweep(doc: dict[str, Any], path: Path) -> bool:
+    """Images per second against p99 latency: a point per batch size, a line per approach and backend."""
+    sweep = load_sweep(doc)
+    if not sweep:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for (backend, approach), points in sweep.items():
+        xs = [p["latency_p99_ms"] for p in points]
+        ys = [p["images_per_s"] for p in points]
+        ax.plot(xs, ys, "o-", label=f"{approach} [{backend}]")
+        for p, x, y in zip(points, xs, ys):
+            ax.annotate(f"b{p['batch_size']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("p99 latency per batch, ms (log)")
+    ax.set_ylabel("images per second")
+    ax.set_title(f"latency-throughput: {doc.get('machine_info', {}).get('model', '?')}, "
+                 f"{doc.get('machine_info', {}).get('gpu_name', '?')}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_report(doc: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    pictures = []
+    if load_rows(doc):
+        render_story(doc, out / "report.png")
+        pictures.append("report.png")
+        for backend, rows in load_rows(doc).items():
+            name = f"timeline-{backend}.png"
+            if render_timelines(rows, backend, out / name):
+                pictures.append(name)
+    if render_sweep(doc, out / "sweep.png"):
+        pictures.append("sweep.png")
+    (out / "report.md").write_text(render_markdown(doc, pictures))
+    return [out / "report.md", *(out / p for p in pictures)]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trtbench.report", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m trtbench.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a saved pytest-benchmark JSON")
     parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default ./report)")
     args = parser.parse_args(argv)
-    doc = json.loads(args.run.read_text())
-    if not load_rows(doc):
-        print(f"error: {args.run} holds no approach benchmark with figures", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    render_png(doc, args.out / "report.png")
-    (args.out / "report.md").write_text(render_markdown(doc, "report.png"))
-    print(f"wrote {args.out / 'report.md'} and {args.out / 'report.png'}")
-    return 0
+    try:
+        doc = load_run(args.run)
+        if args.out.exists() and not args.out.is_dir():
+            raise Unusable(f"--out {args.out}: not a folder")
+        written = write_report(doc, args.out)
+    except Unusable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except OSError as exc:
+        print(f"error: --out {args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+        return EXIT_REFUSED
+    print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(main))

@@ -62,12 +62,12 @@ def device_count() -> int:
 
 
 def no_device_reason() -> str | None:
-    """Why CUDA cannot run here, in the CUDA runtime's words, or None if it can."""
+    """Why CUDA cannot run here (the CUDA runtime's error in brackets), or None if it can."""
     err, count = cudart.cudaGetDeviceCount()
     if err != cudart.cudaError_t.cudaSuccess:
-        return f"no CUDA device: cudaGetDeviceCount returned {error_name(err)}"
+        return f"no NVIDIA GPU or driver found ({error_name(err)})"
     if count == 0:
-        return "no CUDA device: cudaGetDeviceCount found 0 devices"
+        return "no NVIDIA GPU found (the driver reports 0 devices)"
     return None
 
 
@@ -141,9 +141,11 @@ class _Resource:
 
 
 class Stream(_Resource):
-    """A non-blocking CUDA stream (never the legacy default stream)."""
+    """A non-blocking CUDA stream (never the legacy default stream); ``label`` names it
+    in timelines ("copy", "compute", ...)."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "stream") -> None:
+        self.label = label
         self.handle = cuda_call(
             "cudaStreamCreateWithFlags",
             cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking),
@@ -190,7 +192,7 @@ class Event(_Resource):
         cuda_call("cudaEventDestroy", cudart.cudaEventDestroy(self.handle))
 
 
-_TYPESTR = {np.dtype(np.float32): "<f4", np.dtype(np.float16): "<f2", np.dtype(np.int32): "<i4"}
+_TYPESTR = {np.dtype(t): np.dtype(t).str for t in (np.float32, np.float16, np.int32, np.int64, np.uint8)}
 
 
 def cuda_array_interface(address: int, shape: tuple[int, ...], dtype: Any = np.float32) -> dict[str, Any]:
@@ -233,6 +235,18 @@ class DeviceBuffer(_Resource):
             cudart.cudaMemcpyAsync(
                 host.ctypes.data, self.ptr, host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle
             ),
+        )
+
+    def copy_into(self, dest: "DeviceBuffer", stream: Stream, nbytes: int | None = None, dest_offset: int = 0) -> None:
+        """Device-to-device copy of this buffer's first ``nbytes`` into ``dest`` at ``dest_offset`` bytes."""
+        nbytes = self.nbytes if nbytes is None else nbytes
+        if not 0 <= nbytes <= self.nbytes or dest_offset < 0 or dest_offset + nbytes > dest.nbytes:
+            raise ValueError(f"copy of {nbytes} bytes from a {self.nbytes}-byte buffer to offset {dest_offset} "
+                             f"of a {dest.nbytes}-byte buffer is out of bounds")
+        cuda_call(
+            "cudaMemcpyAsync(DeviceToDevice)",
+            cudart.cudaMemcpyAsync(dest.ptr + dest_offset, self.ptr, nbytes,
+                                   cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream.handle),
         )
 
     def poison(self, stream: Stream) -> None:
@@ -298,12 +312,30 @@ def capture_graph(stream: Stream, enqueue: Any) -> CapturedGraph:
     try:
         enqueue()
     except BaseException:
-        cudart.cudaStreamEndCapture(stream.handle)  # discard; the enqueue's error is the one to report
+        _end_failed_capture(stream)  # the enqueue's error is the one to report
         raise
-    graph = cuda_call("cudaStreamEndCapture", cudart.cudaStreamEndCapture(stream.handle))
+    err, graph = cudart.cudaStreamEndCapture(stream.handle)
+    if err != cudart.cudaError_t.cudaSuccess:
+        _discard(graph)
+        cudart.cudaGetLastError()  # clear the capture's error, so that a fallback enqueue works
+        raise CudaError("cudaStreamEndCapture", err)
     try:
         graph_exec = cuda_call("cudaGraphInstantiate", cudart.cudaGraphInstantiate(graph, 0))
     except CudaError:
         cudart.cudaGraphDestroy(graph)
         raise
     return CapturedGraph(graph, graph_exec)
+
+
+def _discard(graph: Any) -> None:
+    """Destroy a (partial) graph that a failed capture may still hand back."""
+    if graph is not None and int(graph) != 0:
+        cudart.cudaGraphDestroy(graph)
+
+
+def _end_failed_capture(stream: Stream) -> None:
+    """End a capture that went wrong: drop what it captured and clear the sticky error
+    (as trtexec does), so that the stream and the fallback path work afterwards."""
+    _, graph = cudart.cudaStreamEndCapture(stream.handle)
+    _discard(graph)
+    cudart.cudaGetLastError()

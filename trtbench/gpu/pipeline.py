@@ -3,9 +3,10 @@
 * :class:`Workload`: the batches a round runs (host arrays) and their references.
 * :func:`postprocess`: the tutorial's host work per batch (softmax, argmax, max
   probability, the printed summary).
-* :class:`Sink`: where each batch's logits, predicted classes and timestamps land,
-  poisoned before every round so an unwritten batch shows as NaN / -1.
-* :class:`BatchEvents`: CUDA events per batch for GPU time.
+* :class:`Sink`: where each batch's outputs and host timestamps land, poisoned before
+  every round so an unwritten batch shows as NaN / -1.
+* :class:`BatchEvents`: CUDA events per batch (upload, compute, download), harvested
+  into per-round samples and the last round's timeline.
 * :class:`SlotRing`: double-buffering of host output slots between the thread that
   fills them and the thread that post-processes them.
 * :class:`Pipeline`: the base of every approach (setup, prepare_round, run_round,
@@ -19,13 +20,14 @@ import dataclasses
 import queue
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from trtbench.correctness import Comparison, PipelineOutputs, compare
 from trtbench.gpu.backends.base import Engine, ExecutionContext
-from trtbench.correctness import Comparison, compare
 from trtbench.gpu.cuda import DeviceBuffer, Event, Stream, device_allocations
+from trtbench.model import OUTPUT_NAME
 
 try:
     import nvtx as _nvtx
@@ -46,12 +48,18 @@ def nvtx_range(message: str, color: str = "purple") -> Iterator[None]:
         _nvtx.pop_range()
 
 
+def poison_host(array: np.ndarray) -> None:
+    """0xFF in every byte: NaN in floats, -1 in signed integers (as ``DeviceBuffer.poison``)."""
+    array.view(np.uint8).fill(0xFF)
+
+
 @dataclasses.dataclass
 class Workload:
-    """What one round runs: host input arrays (pageable or pinned) and reference logits."""
+    """What one round runs: host input arrays (pageable or pinned, in the graph's input
+    dtype and layout) and each batch's reference outputs."""
 
     inputs: list[np.ndarray]
-    references: list[np.ndarray]
+    references: list[dict[str, np.ndarray]]
     host_memory: str  # "pageable" or "pinned"
 
     def __post_init__(self) -> None:
@@ -66,6 +74,17 @@ class Workload:
     def max_batch(self) -> int:
         return max(x.shape[0] for x in self.inputs)
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.inputs[0].shape[1:])
+
+    def batch_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, *self.sample_shape)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.references[0][OUTPUT_NAME].shape[1])
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -79,77 +98,170 @@ class BatchResult:
     summary: str  # what the tutorial prints; kept, not printed
 
 
+def summary(classes: np.ndarray, max_probs: np.ndarray) -> str:
+    return (f"classes {np.array2string(classes, threshold=10**6)}\n"
+            f"max prob {np.array2string(max_probs, threshold=10**6)}")
+
+
 def postprocess(logits: np.ndarray) -> BatchResult:
+    """The tutorial's host post-processing of one batch's logits."""
     probs = softmax(logits)
     classes = probs.argmax(axis=1)
     max_probs = probs.max(axis=1)
-    summary = f"classes {np.array2string(classes, threshold=10**6)}\nmax prob {np.array2string(max_probs, threshold=10**6)}"
-    return BatchResult(classes, max_probs, summary)
+    return BatchResult(classes, max_probs, summary(classes, max_probs))
+
+
+HOST_STAMPS = ("begin", "enqueue_start", "enqueue_end", "post_start", "post_end")
 
 
 class Sink:
-    """Per-round record of each batch's output, filled by the pipeline, read by the checks."""
+    """Per-round record of each batch's outputs and host timestamps, filled by the
+    pipeline, read by the checks."""
 
-    def __init__(self, batch_sizes: Sequence[int], num_classes: int = 1000) -> None:
+    def __init__(self, batch_sizes: Sequence[int], num_classes: int) -> None:
         self.logits = [np.empty((b, num_classes), np.float32) for b in batch_sizes]
         self.classes = [np.empty(b, np.int64) for b in batch_sizes]
-        self.start = np.empty(len(batch_sizes))
-        self.done = np.empty(len(batch_sizes))
+        self.max_probs = [np.empty(b, np.float32) for b in batch_sizes]
+        self.top5: list[np.ndarray | None] = [None] * len(batch_sizes)
+        self.stamps = {name: np.empty(len(batch_sizes)) for name in HOST_STAMPS}
+        self.post_thread = [""] * len(batch_sizes)
         self.poison()
 
     def poison(self) -> None:
-        for logits, classes in zip(self.logits, self.classes):
-            logits.fill(np.nan)
-            classes.fill(-1)
-        self.start.fill(np.nan)
-        self.done.fill(np.nan)
+        for arrays in (self.logits, self.classes, self.max_probs):
+            for a in arrays:
+                poison_host(a)
+        for i, top5 in enumerate(self.top5):
+            if top5 is not None:
+                poison_host(top5)
+        for stamps in self.stamps.values():
+            stamps.fill(np.nan)
+
+    def stamp(self, name: str, index: int) -> None:
+        self.stamps[name][index] = time.perf_counter()
 
     def begin(self, index: int) -> None:
-        self.start[index] = time.perf_counter()
+        self.stamp("begin", index)
 
     def store(self, index: int, host_logits: np.ndarray) -> None:
-        """Post-process one batch's host output and record it (the tutorial's per-batch host work)."""
-        result = postprocess(host_logits)
-        np.copyto(self.logits[index], host_logits)  # a copy for the checks: the slot is reused
-        self.classes[index][:] = result.classes
-        self.done[index] = time.perf_counter()
+        """Post-process one batch's host logits and record it (the tutorial's per-batch host work)."""
+        self.stamp("post_start", index)
+        with nvtx_range("Print Result", "green"):
+            result = postprocess(host_logits)
+            np.copyto(self.logits[index], host_logits)  # a copy for the checks: the slot is reused
+            self.classes[index][:] = result.classes
+            self.max_probs[index][:] = result.max_probs
+        self._done(index)
+
+    def store_top5(self, index: int, probs: np.ndarray, classes: np.ndarray) -> None:
+        """Record a batch post-processed on the GPU (top-5 probabilities and classes): the
+        host only formats the summary. The logits come later (``set_logits``)."""
+        self.stamp("post_start", index)
+        with nvtx_range("Print Result", "green"):
+            summary(classes[:, 0], probs[:, 0])
+            if self.top5[index] is None:
+                self.top5[index] = np.empty(classes.shape, np.int64)
+            self.top5[index][:] = classes  # type: ignore[index]
+            self.classes[index][:] = classes[:, 0]
+            self.max_probs[index][:] = probs[:, 0]
+        self._done(index)
+
+    def _done(self, index: int) -> None:
+        self.post_thread[index] = threading.current_thread().name
+        self.stamp("post_end", index)
+
+    def set_logits(self, index: int, logits: np.ndarray) -> None:
+        np.copyto(self.logits[index], logits)
+
+    def outputs(self) -> list[PipelineOutputs]:
+        return [PipelineOutputs(lg, cl, mp, t5) for lg, cl, mp, t5 in zip(self.logits, self.classes, self.max_probs, self.top5)]
 
     def latencies_ms(self) -> np.ndarray:
-        return (self.done - self.start) * 1e3
+        return (self.stamps["post_end"] - self.stamps["begin"]) * 1e3
 
     def last_n_ms(self, n: int = 3) -> float:
         """The tutorial's figure: wall time from the start of batch -n to the end of the last."""
-        n = min(n, len(self.start))
-        return float((np.nanmax(self.done[-n:]) - self.start[-n]) * 1e3)
+        n = min(n, len(self.stamps["begin"]))
+        return float((np.nanmax(self.stamps["post_end"][-n:]) - self.stamps["begin"][-n]) * 1e3)
+
+
+EVENTS = ("start", "uploaded", "compute_start", "compute_end", "download_start", "end")
+# metric -> (from event, to event): CUDA-event spans per batch, in ms
+SPANS = {
+    "upload": ("start", "uploaded"),
+    "compute": ("compute_start", "compute_end"),
+    "download": ("download_start", "end"),
+    "gpu_latency": ("start", "end"),
+}
 
 
 class BatchEvents:
-    """A start and end CUDA event per batch (plus upload end), read after the round."""
+    """CUDA events per batch around the upload, the engine's work and the download, and
+    an origin event per round that aligns them with host timestamps (the timeline).
+
+    ``harvest`` collects the last round: per batch, the ms of each span of ``SPANS`` and
+    of the host enqueue; per round their mean (the samples compared between runs)."""
 
     def __init__(self, batches: int) -> None:
-        self.start = [Event() for _ in range(batches)]
-        self.uploaded = [Event() for _ in range(batches)]
-        self.end = [Event() for _ in range(batches)]
-        self.gpu_ms: list[list[float]] = []  # per round, per batch
-        self.upload_ms: list[list[float]] = []
+        self.events = {name: [Event() for _ in range(batches)] for name in EVENTS}
+        self.streams: dict[str, list[str]] = {name: [""] * batches for name in EVENTS}
+        self._origin_stream = Stream("origin")
+        self._origin = Event()
+        self._origin_host = float("nan")
+        self.per_batch: dict[str, list[np.ndarray]] = {m: [] for m in (*SPANS, "enqueue")}
+        self.timeline: dict[str, Any] | None = None
         self._recorded = False
+
+    def record(self, name: str, index: int, stream: Stream) -> None:
+        self.events[name][index].record(stream)
+        self.streams[name][index] = stream.label
+
+    def set_origin(self) -> None:
+        """Before a round: t=0 of its timeline, on the GPU and on the host clock."""
+        self._origin.record(self._origin_stream)
+        self._origin.synchronize()
+        self._origin_host = time.perf_counter()
 
     def mark_recorded(self) -> None:
         self._recorded = True
 
-    def harvest(self) -> None:
+    def harvest(self, sink: Sink) -> None:
         """Collect the last round's times (all its work has completed)."""
         if not self._recorded:
             return
         self._recorded = False
-        for e in self.end:
+        for e in self.events["end"]:
             e.synchronize()
-        self.gpu_ms.append([s.elapsed_ms(e) for s, e in zip(self.start, self.end)])
-        self.upload_ms.append([s.elapsed_ms(u) for s, u in zip(self.start, self.uploaded)])
+        at = {name: np.array([self._origin.elapsed_ms(e) for e in evs]) for name, evs in self.events.items()}
+        for metric, (a, b) in SPANS.items():
+            self.per_batch[metric].append(at[b] - at[a])
+        self.per_batch["enqueue"].append((sink.stamps["enqueue_end"] - sink.stamps["enqueue_start"]) * 1e3)
+        host = {name: (stamps - self._origin_host) * 1e3 for name, stamps in sink.stamps.items()}
+        self.timeline = {
+            "gpu": [{"batch": i, "span": metric, "stream": self.streams[a][i], "start_ms": float(at[a][i]),
+                     "end_ms": float(at[b][i])} for i in range(len(at["start"]))
+                    for metric, (a, b) in SPANS.items() if metric != "gpu_latency"],
+            "host": [{"batch": i, "span": span, "thread": thread, "start_ms": float(host[a][i]),
+                      "end_ms": float(host[b][i])} for i in range(len(at["start"]))
+                     for span, (a, b), thread in (("enqueue", ("enqueue_start", "enqueue_end"), "main"),
+                                                  ("postprocess", ("post_start", "post_end"), sink.post_thread[i]))],
+        }
+
+    def drop_first(self, rounds: int) -> None:
+        """Forget warm-up rounds."""
+        for values in self.per_batch.values():
+            del values[:rounds]
+
+    def round_samples(self) -> dict[str, list[float]]:
+        """Per round, the mean of each metric over the round's batches (ms per batch)."""
+        return {m: [float(np.mean(r)) for r in rounds] for m, rounds in self.per_batch.items()}
 
     def close(self) -> None:
-        for e in (*self.start, *self.uploaded, *self.end):
-            e.close()
+        for evs in self.events.values():
+            for e in evs:
+                e.close()
+        self._origin.close()
+        self._origin_stream.close()
 
 
 class SlotRing:
@@ -186,7 +298,7 @@ class WorkerThread:
     def __init__(self, name: str) -> None:
         self._jobs: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"trtbench-{name}", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
@@ -202,7 +314,7 @@ class WorkerThread:
             finally:
                 self._jobs.task_done()
 
-    def submit(self, job) -> None:  # type: ignore[no-untyped-def]
+    def submit(self, job: Callable[[], None]) -> None:
         self._jobs.put(job)
 
     def drain(self) -> None:
@@ -220,23 +332,27 @@ class WorkerThread:
 class Pipeline:
     """Base of every approach: resources made in ``__init__``, freed in ``close()``.
 
-    ``prepare_round`` (untimed, pytest-benchmark's ``setup``) poisons the outputs and
-    collects the previous round's event times; ``run_round`` is what is timed.
+    ``prepare_round`` (untimed, pytest-benchmark's ``setup``) poisons the outputs,
+    collects the previous round's event times and sets the next round's timeline
+    origin; ``run_round`` is what is timed.
     """
 
     name = "pipeline"
+    engine_kind = "fp32"
+    host_memory = "pageable"
+    graph_variant = "logits"  # which graph the engine runs: logits, postprocess or uint8
 
     def __init__(self, engine: Engine, workload: Workload, shared: "Pipeline | None" = None) -> None:
         self.engine = engine
         self.workload = workload
         self._owned: list[Any] = []  # closed in reverse order
         if shared is None:
-            self.sink = Sink([x.shape[0] for x in workload.inputs])
+            self.sink = Sink([x.shape[0] for x in workload.inputs], workload.num_classes)
             self.events = self.own(BatchEvents(workload.batches))
         else:  # a part of a larger pipeline (multi_context): record into its sink and events
             self.sink, self.events = shared.sink, shared.events
         self.input_name = engine.input_names[0]
-        self.output_name = engine.output_names[0]
+        self.output_name = OUTPUT_NAME
         self.contexts_used = 1
         engine.reset_peak_memory()
         device_allocations.reset_peak()
@@ -259,9 +375,9 @@ class Pipeline:
     def new_context(self) -> ExecutionContext:
         return self.own(self.engine.create_execution_context())
 
-    def output_shape(self, context: ExecutionContext, batch: int) -> tuple[int, ...]:
-        context.set_input_shape(self.input_name, (batch, *self.workload.inputs[0].shape[1:]))
-        return context.get_tensor_shape(self.output_name)
+    def output_shape(self, context: ExecutionContext, batch: int, name: str | None = None) -> tuple[int, ...]:
+        context.set_input_shape(self.input_name, self.workload.batch_shape(batch))
+        return context.get_tensor_shape(name or self.output_name)
 
     def device_outputs(self) -> list[DeviceBuffer]:
         """Device output buffers to poison before a round (those that persist across rounds)."""
@@ -274,26 +390,40 @@ class Pipeline:
         return None
 
     def prepare_round(self) -> None:
-        self.events.harvest()
+        self.events.harvest(self.sink)
         self.sink.poison()
         for host in self.host_outputs():
-            host.fill(np.nan)
+            poison_host(host)
         stream = self.poison_stream()
         if stream is not None:
             for buf in self.device_outputs():
                 buf.poison(stream)
             stream.synchronize()
+        self.events.set_origin()
+
+    def compute(self, index: int, stream: Stream, launch: Callable[[], None]) -> None:
+        """The engine's work for batch ``index`` on ``stream``, between the compute events;
+        the host time of the call is the enqueue time."""
+        self.events.record("compute_start", index, stream)
+        self.sink.stamp("enqueue_start", index)
+        launch()
+        self.sink.stamp("enqueue_end", index)
+        self.events.record("compute_end", index, stream)
 
     def run_round(self) -> None:
         raise NotImplementedError
 
     def finish(self) -> None:
         """After the last round: collect its event times."""
-        self.events.harvest()
+        self.events.harvest(self.sink)
+
+    def collect_outputs(self) -> None:
+        """Before a check: fetch what the round left on the device (untimed)."""
 
     def check_round(self) -> Comparison:
         """The last round's outputs (every batch) against the reference."""
-        return compare(self.sink.logits, self.sink.classes, self.workload.references, self.engine.precision)
+        self.collect_outputs()
+        return compare(self.sink.outputs(), self.workload.references, self.engine.precision)
 
     def extra_metrics(self) -> dict[str, Any]:
         return {}
@@ -308,6 +438,12 @@ class Pipeline:
             try:
                 owned.pop().close()
             except Exception as exc:  # keep releasing the rest; report the first
+                errors.append(exc)
+        engine = self.__dict__.get("engine")
+        if engine is not None:
+            try:
+                engine.release_cached_memory()  # what the backend kept for our (now destroyed) streams
+            except Exception as exc:
                 errors.append(exc)
         if errors:
             raise errors[0]

@@ -1,4 +1,4 @@
-"""The approaches, in the tutorial's order; each stacks on the one before it."""
+"""The approaches, in the tutorial's order, then the two beyond it (each stacks on the one before it)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ NAMES = (
     "cuda_graph",
     "multi_context",
     "multi_profile",
+    # beyond the tutorial
+    "gpu_postprocess",
+    "uint8_input",
 )
 
 

@@ -9,10 +9,8 @@ and recorded the batch, so every batch is read exactly as it was written.
 
 from __future__ import annotations
 
-import numpy as np
-
 from trtbench.gpu.approaches.overlap import OverlapPipeline
-from trtbench.gpu.pipeline import WorkerThread, nvtx_range
+from trtbench.gpu.pipeline import WorkerThread
 
 
 class AsyncPostprocessPipeline(OverlapPipeline):
@@ -22,16 +20,9 @@ class AsyncPostprocessPipeline(OverlapPipeline):
         super().__init__(*args, **kwargs)
         self.worker = self.own(WorkerThread(f"{self.name}-postprocess"))
 
-    def handle_output(self, i: int, out_slot: int, host: np.ndarray) -> None:
-        def job() -> None:
-            try:
-                self.output_ready[out_slot].synchronize()
-                with nvtx_range("Print Result", "green"):
-                    self.sink.store(i, host)
-            finally:
-                self.ring.release(out_slot)
-
-        self.worker.submit(job)
+    def handle_output(self, i: int, out_slot: int, batch: int) -> None:
+        # the job releases the slot even when it fails (OverlapPipeline.handle_output)
+        self.worker.submit(lambda: OverlapPipeline.handle_output(self, i, out_slot, batch))
 
     def drain(self) -> None:
         self.worker.drain()

@@ -21,7 +21,7 @@ class BaselinePipeline(SerialPipeline):
     def __init__(self, engine: Engine, workload: Workload) -> None:
         Pipeline.__init__(self, engine, workload)  # no persistent buffers: they are per batch
         self.context = self.new_context()
-        self.stream = self.own(Stream())
+        self.stream = self.own(Stream("stream"))
 
     def device_outputs(self) -> list[DeviceBuffer]:
         return []
@@ -30,11 +30,12 @@ class BaselinePipeline(SerialPipeline):
         return []
 
     def run_round(self) -> None:
+        input_dtype = self.engine.tensor_dtype(self.input_name)
         for i, x in enumerate(self.workload.inputs):
             with nvtx_range("infer"):
                 self.sink.begin(i)
                 out_shape = self.output_shape(self.context, x.shape[0])
-                with DeviceBuffer(x.shape) as d_in, DeviceBuffer(out_shape) as d_out:
+                with DeviceBuffer(x.shape, input_dtype) as d_in, DeviceBuffer(out_shape) as d_out:
                     d_out.poison(self.stream)  # fresh memory is not NaN by itself
                     h_out = np.full(out_shape, np.nan, np.float32)
                     self.infer_once(i, x, d_in, d_out, h_out)

@@ -1,13 +1,15 @@
-"""Approach 7, cuda_graph: the engine's launches replayed from a captured CUDA graph.
+"""Approach 7, cuda_graph: the engine's launches replayed from captured CUDA graphs.
 
 The tutorial's capture failed: it captured without a warm-up enqueue (TensorRT
-allocates and initialises on the first enqueue) in global mode. Here, for every
-(input shape, input address, output address, profile) the pipeline meets, it runs one
-normal enqueue first, then captures one enqueue on the compute stream in thread-local
-mode and replays the graph from then on; a new key is captured anew. If capture is
-refused, it falls back to normal enqueues and records why. Both input slots are
-captured at setup, so capture stays outside the timed rounds. Keeps everything of
-async_postprocess.
+allocates and initialises on the first enqueue) in global mode. Here each input slot
+has an execution context of its own and one graph of it (TensorRT: one context per
+captured graph; trtexec keeps one context and one graph per stream): for its (input
+shape, addresses) the context runs one normal enqueue, the stream is synchronized,
+then one enqueue is captured on the compute stream in thread-local mode and replayed
+from then on; a new shape is captured anew (the old graph is destroyed first). If
+capture is refused, the pipeline falls back to normal enqueues and records why. Both
+slots are captured at setup, so capture stays outside the timed rounds. Keeps
+everything of async_postprocess.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from trtbench.gpu.approaches.async_postprocess import AsyncPostprocessPipeline
+from trtbench.gpu.approaches.overlap import SLOTS
+from trtbench.gpu.backends.base import ExecutionContext
 from trtbench.gpu.cuda import CapturedGraph
 
 
@@ -23,38 +27,49 @@ class CudaGraphPipeline(AsyncPostprocessPipeline):
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self.graphs: dict[tuple[Any, ...], CapturedGraph] = {}
+        self.slot_contexts: list[ExecutionContext] = [self.context]
+        for _ in range(1, SLOTS):
+            ctx = self.new_context()
+            self.bind_context_outputs(ctx)
+            self.slot_contexts.append(ctx)
+        self.graphs: dict[int, tuple[tuple[Any, ...], CapturedGraph]] = {}  # slot -> (key, graph)
         self.graph_launches = 0
         self.enqueue_launches = 0
         self.captures = 0
         self.fallback_reason: str | None = None
-        batch = self.workload.max_batch
-        for slot in range(len(self.d_inputs)):
-            self._graph_for(slot, batch)
+        for slot in range(SLOTS):
+            self._graph_for(slot, self.workload.max_batch)
         self.compute_stream.synchronize()
 
     def _graph_for(self, slot: int, batch: int) -> CapturedGraph | None:
-        key = (batch, self.d_inputs[slot].ptr, self.d_output.ptr, 0)
-        graph = self.graphs.get(key)
-        if graph is not None or self.fallback_reason is not None:
-            return graph
-        ctx = self.context
-        ctx.set_input_shape(self.input_name, (batch, *self.workload.inputs[0].shape[1:]))
+        key = (batch, self.d_inputs[slot].ptr, tuple(self.output_addresses.values()))
+        known = self.graphs.get(slot)
+        if known is not None and known[0] == key:
+            return known[1]
+        if self.fallback_reason is not None:
+            return None
+        if known is not None:  # the context changes shape: its old graph is no longer valid
+            del self.graphs[slot]
+            known[1].close()
+        ctx = self.slot_contexts[slot]
+        ctx.set_input_shape(self.input_name, self.workload.batch_shape(batch))
         ctx.set_tensor_address(self.input_name, self.d_inputs[slot].ptr)
         ctx.set_input_consumed_event(None)  # an event recorded inside a graph is not ours to wait on
         ctx.enqueue(self.compute_stream)  # warm-up: first-enqueue work must not be captured
+        self.compute_stream.synchronize()
         try:
             graph = ctx.capture_graph(self.compute_stream)
         except Exception as exc:
             self.fallback_reason = f"{type(exc).__name__}: {exc}"
             return None
         self.captures += 1
-        self.graphs[key] = self.own(graph)
+        self.graphs[slot] = (key, self.own(graph))
         return graph
 
     def launch(self, slot: int, batch: int) -> None:
         graph = self._graph_for(slot, batch)
         if graph is None:
+            self.context = self.slot_contexts[slot]
             super().launch(slot, batch)
             self.enqueue_launches += 1
             return

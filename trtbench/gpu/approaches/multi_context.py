@@ -30,7 +30,8 @@ class MultiContextPipeline(Pipeline):
             raise ValueError(f"multi_context needs at least 1 context, got {contexts}")
         self.contexts_used = contexts
         self.parts = [
-            self.own(OverlapPipeline.open(engine, workload, indices=range(k, workload.batches, contexts), shared=self))
+            self.own(OverlapPipeline.open(engine, workload, indices=range(k, workload.batches, contexts), shared=self,
+                                          label=f"ctx{k} "))
             for k in range(contexts)
         ]
         self.threads = [self.own(WorkerThread(f"context-{k}")) for k in range(contexts)]

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from trtbench.gpu.backends.base import Engine
+from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import DeviceBuffer, Event, PinnedBuffer, Stream
 from trtbench.gpu.pipeline import Pipeline, SlotRing, Workload, nvtx_range
 
@@ -27,25 +27,34 @@ class OverlapPipeline(Pipeline):
     host_memory = "pinned"
 
     def __init__(self, engine: Engine, workload: Workload, indices: Sequence[int] | None = None,
-                 shared: Pipeline | None = None) -> None:
+                 shared: Pipeline | None = None, label: str = "") -> None:
         super().__init__(engine, workload, shared)
         # multi_context runs one of these per context over a share of the batches
         self.indices = list(range(workload.batches)) if indices is None else list(indices)
         self.context = self.new_context()
-        self.copy_stream = self.own(Stream())
-        self.compute_stream = self.own(Stream())
-        in_shape = (workload.max_batch, *workload.inputs[0].shape[1:])
-        out_shape = self.output_shape(self.context, workload.max_batch)
-        self.d_inputs = [self.own(DeviceBuffer(in_shape)) for _ in range(SLOTS)]
-        self.d_output = self.own(DeviceBuffer(out_shape))
-        self.h_outputs = [self.own(PinnedBuffer(out_shape)).array for _ in range(SLOTS)]
+        self.copy_stream = self.own(Stream(f"{label}copy"))
+        self.compute_stream = self.own(Stream(f"{label}compute"))
+        in_shape = workload.batch_shape(workload.max_batch)
+        self.d_inputs = [self.own(DeviceBuffer(in_shape, engine.tensor_dtype(self.input_name))) for _ in range(SLOTS)]
+        self.bind_outputs(workload.max_batch)
         self.uploaded = [self.own(Event(timing=False)) for _ in range(SLOTS)]
         self.consumed = [self.own(Event(timing=False)) for _ in range(SLOTS)]
         self.output_ready = [self.own(Event(timing=False)) for _ in range(SLOTS)]
         self.ring = SlotRing(SLOTS)
-        self.context.set_tensor_address(self.output_name, self.d_output.ptr)
         for event in self.consumed:  # a slot never used counts as consumed
             event.record(self.compute_stream)
+
+    def bind_outputs(self, batch: int) -> None:
+        """Device output (logits), bound once, and its two pinned host slots."""
+        out_shape = self.output_shape(self.context, batch)
+        self.d_output = self.own(DeviceBuffer(out_shape))
+        self.h_outputs = [self.own(PinnedBuffer(out_shape)).array for _ in range(SLOTS)]
+        self.output_addresses = {self.output_name: self.d_output.ptr}
+        self.bind_context_outputs(self.context)
+
+    def bind_context_outputs(self, context: ExecutionContext) -> None:
+        for name, address in self.output_addresses.items():
+            context.set_tensor_address(name, address)
 
     def device_outputs(self) -> list[DeviceBuffer]:
         return [self.d_output]
@@ -60,15 +69,15 @@ class OverlapPipeline(Pipeline):
         i = self.indices[position]
         slot = position % SLOTS
         self.copy_stream.wait(self.consumed[slot])  # the batch that last used this slot is done with it
-        self.events.start[i].record(self.copy_stream)
+        self.events.record("start", i, self.copy_stream)
         self.d_inputs[slot].upload(self.workload.inputs[i], self.copy_stream)
-        self.events.uploaded[i].record(self.copy_stream)
+        self.events.record("uploaded", i, self.copy_stream)
         self.uploaded[slot].record(self.copy_stream)
 
     def launch(self, slot: int, batch: int) -> None:
         """Run the engine on input slot ``slot``; records ``consumed[slot]`` once the input is free."""
         ctx = self.context
-        ctx.set_input_shape(self.input_name, (batch, *self.workload.inputs[0].shape[1:]))
+        ctx.set_input_shape(self.input_name, self.workload.batch_shape(batch))
         ctx.set_tensor_address(self.input_name, self.d_inputs[slot].ptr)
         ctx.set_input_consumed_event(self.consumed[slot].ptr)
         ctx.enqueue(self.compute_stream)
@@ -83,25 +92,34 @@ class OverlapPipeline(Pipeline):
                 slot = position % SLOTS
                 batch = self.workload.inputs[i].shape[0]
                 self.compute_stream.wait(self.uploaded[slot])
-                self.launch(slot, batch)
+                self.compute(i, self.compute_stream, lambda: self.launch(slot, batch))
                 if position + 1 < len(self.indices):
                     self._upload(position + 1)
                 out_slot = self.ring.slot_for(position)
                 self.ring.acquire(out_slot)  # its previous batch has been post-processed
-                host = self.h_outputs[out_slot][:batch]
-                self.d_output.download(host, self.compute_stream)
-                self.events.end[i].record(self.compute_stream)
+                self.download(i, out_slot, batch)
                 self.output_ready[out_slot].record(self.compute_stream)
-                self.handle_output(i, out_slot, host)
+                self.handle_output(i, out_slot, batch)
         self.drain()
         self.events.mark_recorded()
 
-    def handle_output(self, i: int, out_slot: int, host: np.ndarray) -> None:
-        """Wait for batch i's output and post-process it (here: on this thread)."""
+    def download(self, i: int, out_slot: int, batch: int) -> None:
+        """Batch i's outputs into host slot ``out_slot``, between the download events."""
+        self.events.record("download_start", i, self.compute_stream)
+        self.d_output.download(self.h_outputs[out_slot][:batch], self.compute_stream)
+        self.events.record("end", i, self.compute_stream)
+
+    def postprocess(self, i: int, out_slot: int, batch: int) -> None:
+        """Batch i's host post-processing, once its download is complete."""
         self.output_ready[out_slot].synchronize()
-        with nvtx_range("Print Result", "green"):
-            self.sink.store(i, host)
-        self.ring.release(out_slot)
+        self.sink.store(i, self.h_outputs[out_slot][:batch])
+
+    def handle_output(self, i: int, out_slot: int, batch: int) -> None:
+        """Post-process batch i (here: on this thread) and free its host slot."""
+        try:
+            self.postprocess(i, out_slot, batch)
+        finally:
+            self.ring.release(out_slot)
 
     def drain(self) -> None:
         """Wait until every batch of the round has been post-processed."""

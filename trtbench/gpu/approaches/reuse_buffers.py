@@ -21,9 +21,9 @@ class SerialPipeline(Pipeline):
     def __init__(self, engine: Engine, workload: Workload) -> None:
         super().__init__(engine, workload)
         self.context = self.new_context()
-        self.stream = self.own(Stream())
+        self.stream = self.own(Stream("stream"))
         out_shape = self.output_shape(self.context, workload.max_batch)
-        self.d_input = self.own(DeviceBuffer((workload.max_batch, *workload.inputs[0].shape[1:])))
+        self.d_input = self.own(DeviceBuffer(workload.batch_shape(workload.max_batch), engine.tensor_dtype(self.input_name)))
         self.d_output = self.own(DeviceBuffer(out_shape))
         self.h_output = self._host_output(out_shape)
 
@@ -55,15 +55,15 @@ class SerialPipeline(Pipeline):
         ctx.set_tensor_address(self.input_name, d_in.ptr)
         ctx.set_tensor_address(self.output_name, d_out.ptr)
         host_out = h_out[:batch]
-        ev.start[i].record(stream)
+        ev.record("start", i, stream)
         d_in.upload(x, stream)
-        ev.uploaded[i].record(stream)
-        ctx.enqueue(stream)
+        ev.record("uploaded", i, stream)
+        self.compute(i, stream, lambda: ctx.enqueue(stream))
+        ev.record("download_start", i, stream)
         d_out.download(host_out, stream)
-        ev.end[i].record(stream)
+        ev.record("end", i, stream)
         stream.synchronize()
-        with nvtx_range("Print Result", "green"):
-            self.sink.store(i, host_out)
+        self.sink.store(i, host_out)
 
 
 Approach = SerialPipeline

@@ -67,7 +67,8 @@ class ExecutionContext(abc.ABC):
 
 class Engine(abc.ABC):
     backend: str
-    precision: str  # "fp32" or "fp16": the compute precision; I/O is float32 for both
+    precision: str  # "fp32" or "fp16": the compute precision; outputs are float32 for both
+    graph_variant: str  # "logits", "postprocess" or "uint8" (trtbench.model.GRAPH_VARIANTS)
 
     @property
     @abc.abstractmethod
@@ -97,6 +98,10 @@ class Engine(abc.ABC):
     def peak_working_bytes(self, contexts: int) -> int:
         """Device memory the backend itself used (weights, activations) since the reset."""
         return 0
+
+    def release_cached_memory(self) -> None:
+        """Give back device memory the backend cached for streams that are gone (called
+        when a pipeline closes; torch keeps a pool per stream)."""
 
     def close(self) -> None:
         pass

@@ -1,9 +1,12 @@
 """TensorRT backend: engine builds, inspection and ``execute_async_v3``.
 
 Every TensorRT call of the suite is in this module, in a few small functions, and is
-type-checked against ``tensorrt-stubs`` (10.13 API). Every boolean TensorRT returns
-is checked; an error names the tensor, profile or engine. The decisions these
-functions follow (shapes, flags, fp16 path) come from ``trtbench.engines``.
+type-checked against ``tensorrt-stubs`` (10.13 API); its calls and their order run on a
+GPU against the contract double in ``tests/trt_double.py``. Every boolean TensorRT
+returns is checked, and calls that raise in the Python binding
+(``set_optimization_profile_async``) are wrapped; an error names the tensor, profile or
+engine. The decisions these functions follow (shapes, flags, fp16 path) come from
+``trtbench.engines``.
 """
 
 from __future__ import annotations
@@ -13,18 +16,24 @@ from typing import Any
 
 import numpy as np
 import tensorrt as trt
+from filelock import FileLock
 
+from trtbench.engines import EngineSpec, TrtCapabilities, write_atomic
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import Stream
-from trtbench.engines import EngineSpec, TrtCapabilities, write_atomic
+from trtbench.model import graph_io
 
-IMAGE_CHW = (3, 224, 224)
 _NUMPY_DTYPES: dict[trt.DataType, np.dtype[Any]] = {
     trt.DataType.FLOAT: np.dtype(np.float32),
     trt.DataType.HALF: np.dtype(np.float16),
     trt.DataType.INT32: np.dtype(np.int32),
     trt.DataType.INT64: np.dtype(np.int64),
+    trt.DataType.UINT8: np.dtype(np.uint8),
 }
+# Benchmarked contexts run with layer names only (trtexec's default): engines are built with
+# DETAILED profiling verbosity for the layer information, which "will generally increase
+# latency in enqueueV3()" (NvInferRuntime.h) if a context keeps it.
+RUN_NVTX_VERBOSITY = trt.ProfilingVerbosity.LAYER_NAMES_ONLY
 
 
 class TensorRTError(RuntimeError):
@@ -61,7 +70,7 @@ def build_serialized_engine(spec: EngineSpec, onnx_path: Path, timing_cache_path
         raise TensorRTError(f"engine {spec.name!r}: cannot parse {onnx_path}:\n  {errors}")
 
     config = builder.create_builder_config()
-    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the layer information; contexts run lower
     if spec.max_aux_streams is not None:
         config.max_aux_streams = spec.max_aux_streams
     if spec.fp16_path == "builder_flag":
@@ -71,16 +80,23 @@ def build_serialized_engine(spec: EngineSpec, onnx_path: Path, timing_cache_path
     input_name = network.get_input(0).name
     for index, (lo, opt, hi) in enumerate(spec.profiles):
         profile = builder.create_optimization_profile()
-        profile.set_shape(input_name, trt.Dims([lo, *IMAGE_CHW]), trt.Dims([opt, *IMAGE_CHW]), trt.Dims([hi, *IMAGE_CHW]))
+        profile.set_shape(input_name, trt.Dims([lo, *spec.input_shape]), trt.Dims([opt, *spec.input_shape]),
+                          trt.Dims([hi, *spec.input_shape]))
         if config.add_optimization_profile(profile) < 0:
             raise TensorRTError(f"engine {spec.name!r}: profile {index} ({lo}/{opt}/{hi}) rejected")
 
-    timing_cache = config.create_timing_cache(timing_cache_path.read_bytes() if timing_cache_path.exists() else b"")
+    lock = FileLock(str(timing_cache_path) + ".lock")  # other sessions build other engines meanwhile
+    with lock:
+        timing_cache = config.create_timing_cache(timing_cache_path.read_bytes() if timing_cache_path.exists() else b"")
     _check(config.set_timing_cache(timing_cache, False), "IBuilderConfig.set_timing_cache")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise TensorRTError(f"engine {spec.name!r} failed to build with options {spec}")
-    write_atomic(timing_cache_path, bytes(memoryview(timing_cache.serialize())))
+    with lock:  # merge what others wrote since we read it, then replace the file
+        if timing_cache_path.exists():
+            theirs = config.create_timing_cache(timing_cache_path.read_bytes())
+            _check(timing_cache.combine(theirs, True), f"ITimingCache.combine({timing_cache_path.name})")
+        write_atomic(timing_cache_path, bytes(memoryview(timing_cache.serialize())))
     return bytes(memoryview(serialized))
 
 
@@ -100,48 +116,77 @@ def deserialize_problem(data: bytes) -> str | None:
     return None
 
 
-def layer_information(data: bytes) -> str:
-    """The engine inspector's JSON (complete with DETAILED profiling verbosity)."""
-    inspector = deserialize(data).create_engine_inspector()
+def layer_information(data: bytes, spec: EngineSpec) -> str:
+    """The engine inspector's JSON (complete with DETAILED profiling verbosity), given an
+    execution context whose input shapes are set (each profile's opt batch for profile
+    0), so dynamic dimensions are resolved and formats are shown."""
+    engine = deserialize(data)
+    context = engine.create_execution_context()
+    if context is None:
+        raise TensorRTError(f"engine {spec.name!r}: create_execution_context returned None (inspector)")
+    input_name = next(engine.get_tensor_name(i) for i in range(engine.num_io_tensors)
+                      if engine.get_tensor_mode(engine.get_tensor_name(i)) == trt.TensorIOMode.INPUT)
+    opt = spec.profiles[0][1]
+    _check(context.set_input_shape(input_name, [opt, *spec.input_shape]),
+           f"engine {spec.name!r}: set_input_shape({input_name!r}, batch {opt}) for the inspector")
+    inspector = engine.create_engine_inspector()
+    inspector.execution_context = context
     return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
 
 
 class TensorRTContext(ExecutionContext):
-    def __init__(self, engine: "TensorRTEngine") -> None:
+    def __init__(self, engine: "TensorRTEngine", index: int) -> None:
         context = engine.engine.create_execution_context()
         if context is None:
-            raise TensorRTError("ICudaEngine.create_execution_context returned None")
+            raise TensorRTError(f"engine {engine.spec.name!r}: create_execution_context returned None (context {index})")
+        context.nvtx_verbosity = RUN_NVTX_VERBOSITY
+        if context.nvtx_verbosity != RUN_NVTX_VERBOSITY:  # the property setter drops TensorRT's bool
+            raise TensorRTError(f"context {index} of engine {engine.spec.name!r}: nvtx_verbosity stayed "
+                                f"{context.nvtx_verbosity} after setting {RUN_NVTX_VERBOSITY}")
         self._engine = engine
+        self.index = index
         self.context: trt.IExecutionContext | None = context
 
     def _ctx(self) -> trt.IExecutionContext:
         if self.context is None:
-            raise TensorRTError("execution context used after close()")
+            raise TensorRTError(f"execution context {self.index} used after close()")
         return self.context
 
     def set_input_shape(self, name: str, shape: tuple[int, ...]) -> None:
-        _check(self._ctx().set_input_shape(name, list(shape)), f"set_input_shape({name!r}, {shape})")
+        self._engine.check_tensor(name)
+        _check(self._ctx().set_input_shape(name, list(shape)),
+               f"context {self.index}: set_input_shape({name!r}, {tuple(shape)}) (outside the selected profile?)")
 
     def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        self._engine.check_tensor(name)  # an unknown name gives nbDims = -1, and len() a bare ValueError
         dims = self._ctx().get_tensor_shape(name)
         shape = tuple(int(dims[i]) for i in range(len(dims)))
         if any(d < 0 for d in shape):
-            raise TensorRTError(f"tensor {name!r} has unresolved shape {shape}: set the input shapes first")
+            raise TensorRTError(f"context {self.index}: tensor {name!r} has unresolved shape {shape}: "
+                                "set the input shapes first")
         return shape
 
     def set_tensor_address(self, name: str, address: int) -> None:
-        _check(self._ctx().set_tensor_address(name, address), f"set_tensor_address({name!r})")
+        self._engine.check_tensor(name)
+        _check(self._ctx().set_tensor_address(name, address), f"context {self.index}: set_tensor_address({name!r})")
 
     def set_input_consumed_event(self, event: int | None) -> None:
-        _check(self._ctx().set_input_consumed_event(event or 0), "set_input_consumed_event")
+        _check(self._ctx().set_input_consumed_event(event or 0), f"context {self.index}: set_input_consumed_event")
 
     def set_optimization_profile(self, index: int, stream: Stream) -> None:
-        if not 0 <= index < self._engine.num_profiles:
-            raise TensorRTError(f"profile {index} does not exist (engine has {self._engine.num_profiles})")
-        _check(self._ctx().set_optimization_profile_async(index, stream.ptr), f"set_optimization_profile_async({index})")
+        profiles = self._engine.num_profiles
+        if not 0 <= index < profiles:
+            raise TensorRTError(f"context {self.index}: profile {index} does not exist (engine "
+                                f"{self._engine.spec.name!r} has {profiles})")
+        try:  # the binding raises RuntimeError on failure; it never returns False
+            ok = self._ctx().set_optimization_profile_async(index, stream.ptr)
+        except RuntimeError as exc:
+            raise TensorRTError(f"context {self.index}: set_optimization_profile_async({index}) of engine "
+                                f"{self._engine.spec.name!r} failed: {exc}") from None
+        _check(ok, f"context {self.index}: set_optimization_profile_async({index})")
 
     def enqueue(self, stream: Stream) -> None:
-        _check(self._ctx().execute_async_v3(stream.ptr), "execute_async_v3")
+        _check(self._ctx().execute_async_v3(stream.ptr), f"context {self.index}: execute_async_v3")
 
     def close(self) -> None:
         self.context = None  # TensorRT frees the context when the last reference goes
@@ -150,13 +195,35 @@ class TensorRTContext(ExecutionContext):
 class TensorRTEngine(Engine):
     backend = "tensorrt"
 
-    def __init__(self, data: bytes, spec: EngineSpec) -> None:
+    def __init__(self, data: bytes, spec: EngineSpec, model_spec: Any) -> None:
         self.engine: trt.ICudaEngine = deserialize(data)
         self.spec = spec
         self.precision = spec.precision
+        self.graph_variant = spec.graph_variant
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self._inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self._contexts = 0
+        self._check_io(model_spec)
+
+    def _check_io(self, model_spec: Any) -> None:
+        """The engine's I/O names and data types are the graph variant's: the pipelines
+        allocate and read buffers by them."""
+        inputs, outputs = graph_io(model_spec, self.spec.graph_variant)
+        expected = {**inputs, **outputs}
+        found = set(self._inputs) | set(self._outputs)
+        if found != set(expected):
+            raise TensorRTError(f"engine {self.spec.name!r}: I/O tensors {sorted(found)}, expected {sorted(expected)}")
+        for name, (dtype, _) in expected.items():
+            actual = self.engine.get_tensor_dtype(name)
+            if _NUMPY_DTYPES.get(actual) != dtype:
+                raise TensorRTError(f"engine {self.spec.name!r}: tensor {name!r} is {actual}, the pipelines need "
+                                    f"{dtype} (graph variant {self.spec.graph_variant!r})")
+
+    def check_tensor(self, name: str) -> None:
+        if name not in self._inputs and name not in self._outputs:
+            raise TensorRTError(f"engine {self.spec.name!r} has no tensor {name!r} "
+                                f"(inputs {self._inputs}, outputs {self._outputs})")
 
     @property
     def input_names(self) -> list[str]:
@@ -167,10 +234,8 @@ class TensorRTEngine(Engine):
         return list(self._outputs)
 
     def tensor_dtype(self, name: str) -> np.dtype[Any]:
-        dtype = self.engine.get_tensor_dtype(name)
-        if dtype not in _NUMPY_DTYPES:
-            raise TensorRTError(f"tensor {name!r} has data type {dtype}, which the pipelines do not handle")
-        return _NUMPY_DTYPES[dtype]
+        self.check_tensor(name)
+        return _NUMPY_DTYPES[self.engine.get_tensor_dtype(name)]  # checked at load
 
     @property
     def num_profiles(self) -> int:
@@ -181,7 +246,8 @@ class TensorRTEngine(Engine):
         return int(lo[0]), int(hi[0])
 
     def create_execution_context(self) -> TensorRTContext:
-        return TensorRTContext(self)
+        self._contexts += 1
+        return TensorRTContext(self, self._contexts - 1)
 
     def peak_working_bytes(self, contexts: int) -> int:
         # activation memory TensorRT allocates per execution context (weights not included)

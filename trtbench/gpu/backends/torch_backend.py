@@ -1,13 +1,13 @@
-"""PyTorch backend: ResNet-18 on the GPU behind TensorRT's execution-context interface.
+"""PyTorch backend: the model's graph on the GPU behind TensorRT's execution-context interface.
 
-The context reads its input from, and writes its output to, the device buffers whose
+The context reads its input from, and writes its outputs to, the device buffers whose
 addresses the pipeline binds, on the pipeline's own stream, so every approach's buffer,
-stream, event and thread handling is exercised exactly as with TensorRT.
+stream, event and thread handling is exercised exactly as with TensorRT. It runs the
+same graph variants as the ONNX files (``trtbench.model.classifier_graph``).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -15,16 +15,14 @@ import torch
 
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import CapturedGraph, Stream, cuda_array_interface, cuda_call, cudart
-
-INPUT, OUTPUT = "input0", "output0"
-NUM_CLASSES = 1000
+from trtbench.model import ModelSpec, classifier_graph, graph_io
 
 
 class _CudaView:
     """A bound address seen as an array by ``torch.as_tensor`` (no copy)."""
 
-    def __init__(self, address: int, shape: tuple[int, ...]) -> None:
-        self.__cuda_array_interface__ = cuda_array_interface(address, shape)
+    def __init__(self, address: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        self.__cuda_array_interface__ = cuda_array_interface(address, shape, dtype)
 
 
 class TorchGraph(CapturedGraph):
@@ -46,49 +44,54 @@ class TorchGraph(CapturedGraph):
 class TorchContext(ExecutionContext):
     def __init__(self, engine: "TorchEngine") -> None:
         self._engine = engine
-        self._input_shape: tuple[int, ...] | None = None
+        self._batch: int | None = None
         self._addresses: dict[str, int] = {}
         self._consumed_event: int | None = None
 
     def set_input_shape(self, name: str, shape: tuple[int, ...]) -> None:
-        if name != INPUT or len(shape) != 4 or tuple(shape[1:]) != (3, 224, 224) or shape[0] < 1:
-            raise ValueError(f"torch backend: input {name!r} shape {shape} is not [N, 3, 224, 224] of input0")
-        self._input_shape = tuple(int(d) for d in shape)
+        sample = self._engine.inputs.get(name, (None, None))[1]
+        if sample is None or len(shape) != 1 + len(sample) or tuple(shape[1:]) != sample or shape[0] < 1:
+            raise ValueError(f"torch backend: input {name!r} shape {tuple(shape)} is not [N, "
+                             f"{', '.join(map(str, sample or ()))}] of {', '.join(self._engine.inputs)}")
+        self._batch = int(shape[0])
+
+    def _io(self, name: str) -> tuple[np.dtype[Any], tuple[int, ...]]:
+        io = {**self._engine.inputs, **self._engine.outputs}
+        if name not in io:
+            raise KeyError(f"torch backend: no tensor named {name!r} (tensors: {', '.join(io)})")
+        return io[name]
 
     def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-        if self._input_shape is None:
+        _, sample = self._io(name)
+        if self._batch is None:
             raise RuntimeError("torch backend: set_input_shape before asking for tensor shapes")
-        if name == INPUT:
-            return self._input_shape
-        if name == OUTPUT:
-            return (self._input_shape[0], NUM_CLASSES)
-        raise KeyError(f"torch backend: no tensor named {name!r}")
+        return (self._batch, *sample)
 
     def set_tensor_address(self, name: str, address: int) -> None:
-        if name not in (INPUT, OUTPUT):
-            raise KeyError(f"torch backend: no tensor named {name!r}")
+        self._io(name)
         self._addresses[name] = int(address)
 
     def set_input_consumed_event(self, event: int | None) -> None:
         self._consumed_event = event
 
-    def _views(self) -> tuple[torch.Tensor, torch.Tensor]:
-        missing = [n for n in (INPUT, OUTPUT) if n not in self._addresses]
-        if missing:
-            raise RuntimeError(f"torch backend: no address bound for {missing}")
-        x = torch.as_tensor(_CudaView(self._addresses[INPUT], self.get_tensor_shape(INPUT)), device="cuda")
-        y = torch.as_tensor(_CudaView(self._addresses[OUTPUT], self.get_tensor_shape(OUTPUT)), device="cuda")
-        return x, y
+    def _view(self, name: str) -> torch.Tensor:
+        dtype, _ = self._io(name)
+        return torch.as_tensor(_CudaView(self._addresses[name], self.get_tensor_shape(name), dtype), device="cuda")
 
     def _forward(self, consumed_event: int | None) -> None:
-        x, y = self._views()
-        engine = self._engine
-        # The cast/layout change copies the input: after it, the input buffer is free.
-        xin = x.to(dtype=engine.compute_dtype, memory_format=torch.channels_last)
+        names = [*self._engine.inputs, *self._engine.outputs]
+        missing = [n for n in names if n not in self._addresses]
+        if missing:
+            raise RuntimeError(f"torch backend: no address bound for {missing}")
+        graph = self._engine.graph
+        # The first op copies the input (cast/layout/normalisation): after it, the input buffer is free.
+        x = graph.prepare(self._view(names[0]))
         if consumed_event is not None:
             stream = cudart.cudaStream_t(torch.cuda.current_stream().cuda_stream)
             cuda_call("cudaEventRecord", cudart.cudaEventRecord(cudart.cudaEvent_t(consumed_event), stream))
-        y.copy_(engine.model(xin))
+        results = graph.head(x)
+        for name, value in zip(self._engine.outputs, results if isinstance(results, tuple) else (results,)):
+            self._view(name).copy_(value)
 
     def enqueue(self, stream: Stream) -> None:
         with torch.cuda.stream(torch.cuda.ExternalStream(stream.ptr)), torch.inference_mode():
@@ -108,30 +111,34 @@ class TorchContext(ExecutionContext):
 class TorchEngine(Engine):
     backend = "torch"
 
-    def __init__(self, model: torch.nn.Module, precision: str = "fp32") -> None:
+    def __init__(self, model: torch.nn.Module, spec: ModelSpec, precision: str = "fp32", variant: str = "logits") -> None:
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"torch backend: precision {precision!r} is not fp32 or fp16")
         if not torch.cuda.is_available():
             raise RuntimeError("torch backend needs a CUDA device")
         self.precision = precision
-        self.compute_dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.graph_variant = variant
+        self.inputs, self.outputs = graph_io(spec, variant)
         # fp32 with TF32 allowed, as TensorRT's default fp32 engines allow it.
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-        model = copy.deepcopy(model)  # the session's CPU model stays fp32 and untouched
-        self.model = model.to(device="cuda", dtype=self.compute_dtype, memory_format=torch.channels_last).eval()
+        graph = classifier_graph(model, variant, fp16=precision == "fp16")  # a copy: the CPU model stays
+        self.graph = graph.to(device="cuda", memory_format=torch.channels_last).eval()
 
     @property
     def input_names(self) -> list[str]:
-        return [INPUT]
+        return list(self.inputs)
 
     @property
     def output_names(self) -> list[str]:
-        return [OUTPUT]
+        return list(self.outputs)
 
     def tensor_dtype(self, name: str) -> np.dtype[Any]:
-        return np.dtype(np.float32)
+        io = {**self.inputs, **self.outputs}
+        if name not in io:
+            raise KeyError(f"torch backend: no tensor named {name!r}")
+        return io[name][0]
 
     def create_execution_context(self) -> TorchContext:
         return TorchContext(self)
@@ -144,7 +151,13 @@ class TorchEngine(Engine):
         # torch's allocator holds weights and activations of every context in this process
         return int(torch.cuda.max_memory_allocated())
 
-    def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+    def release_cached_memory(self) -> None:
+        # The caching allocator keeps freed blocks in a pool per stream; our streams are
+        # destroyed with the pipeline, so their pools would never be reused (seen: +29 GB
+        # over 100 opens of the baseline).
+        torch.cuda.synchronize()
         torch.cuda.empty_cache()
 
+    def close(self) -> None:
+        self.graph = None  # type: ignore[assignment]
+        torch.cuda.empty_cache()

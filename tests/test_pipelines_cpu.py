@@ -1,0 +1,186 @@
+"""Every approach's pipeline, run on the CPU through the CUDA test double (tests/fake_cuda.py)
+with ONNX Runtime as the engine: outputs checked against the reference each round, the
+recorded figures and timeline, CUDA graphs, fallbacks, and the release of every handle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.fake_cuda import CpuEngine, FakeRuntime
+from trtbench import model as m
+from trtbench.engines import ENGINES
+from trtbench.gpu import cuda
+from trtbench.gpu.approaches import NAMES, approach_class
+from trtbench.gpu.pipeline import Workload
+
+BATCH, BATCHES = 4, 3
+CPU_APPROACHES = [n for n in NAMES if n != "multi_profile"]  # profiles: see tests/test_tensorrt_double.py
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return m.model_spec("resnet18")
+
+
+@pytest.fixture(scope="module")
+def graphs(spec, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("graphs")
+    net = m.build_model(spec, cache_dir=folder)
+    return {v: m.export_onnx(net, spec, folder / f"{v}.onnx", v) for v in m.GRAPH_VARIANTS}
+
+
+@pytest.fixture(scope="module")
+def data(graphs):
+    images = [m.make_images(10088, i, BATCH) for i in range(BATCHES)]
+    floats = [m.normalize(x) for x in images]
+    inputs = {v: images if v == "uint8" else floats for v in m.GRAPH_VARIANTS}
+    return {v: (inputs[v], m.run_onnxruntime(graphs[v], inputs[v])) for v in m.GRAPH_VARIANTS}
+
+
+@pytest.fixture
+def runtime(monkeypatch):
+    fake = FakeRuntime()
+    monkeypatch.setattr(cuda, "cudart", fake)
+    return fake
+
+
+def engine_for(runtime, graphs, spec, approach, sabotage=None):
+    precision, variant = ENGINES["fp16" if approach.engine_kind == "shared_profile" else approach.engine_kind]
+    return CpuEngine(runtime, graphs[variant], precision, variant, m.graph_io(spec, variant), sabotage)
+
+
+def workload(data, approach, batch=None):
+    inputs, refs = data[approach.graph_variant]
+    b = batch or BATCH
+    return Workload([x[:b] for x in inputs], [{k: v[:b] for k, v in r.items()} for r in refs], approach.host_memory)
+
+
+def run_rounds(pipeline, rounds=3):
+    results = []
+    for _ in range(rounds):
+        pipeline.prepare_round()
+        pipeline.run_round()
+        results.append(pipeline.check_round())
+    pipeline.finish()
+    return results
+
+
+@pytest.mark.parametrize("name", CPU_APPROACHES)
+def test_every_approach_is_correct_every_round_and_releases_everything(name, runtime, graphs, spec, data):
+    cls = approach_class(name)
+    engine = engine_for(runtime, graphs, spec, cls)
+    with cls.open(engine, workload(data, cls)) as pipeline:
+        results = run_rounds(pipeline)
+        metrics = pipeline.extra_metrics()
+        samples = pipeline.events.round_samples()
+        timeline = pipeline.events.timeline
+    assert all(r.passed for r in results), [r.describe() for r in results]
+    assert results[-1].rel_l2 < 1e-5  # the same graph as the reference, on the same CPU
+    # every handle released: streams, events, buffers, graphs, contexts
+    assert runtime.live() == {"memory": 0, "streams": 0, "events": 0, "graphs": 0, "graph_execs": 0}
+    assert engine.closed_contexts == engine.contexts_made >= 1 and engine.cached_memory_releases >= 1
+    # figures of every round and every batch
+    assert set(samples) == {"upload", "compute", "download", "gpu_latency", "enqueue"}
+    assert all(len(v) == 3 and np.isfinite(v).all() for v in samples.values())
+    spans = {(s["batch"], s["span"]) for s in timeline["gpu"]}
+    assert spans == {(i, s) for i in range(BATCHES) for s in ("upload", "compute", "download")}
+    assert {s["span"] for s in timeline["host"]} == {"enqueue", "postprocess"}
+    if name in ("cuda_graph", "gpu_postprocess", "uint8_input"):
+        assert metrics["graph_fallback_reason"] is None and metrics["enqueue_launches"] == 0
+        assert metrics["graph_launches"] == 3 * BATCHES and metrics["graph_captures"] == 2
+
+
+def test_the_worker_thread_post_processes_and_the_timeline_says_so(runtime, graphs, spec, data):
+    cls = approach_class("async_postprocess")
+    with cls.open(engine_for(runtime, graphs, spec, cls), workload(data, cls)) as pipeline:
+        run_rounds(pipeline, 1)
+        threads = {s["thread"] for s in pipeline.events.timeline["host"] if s["span"] == "postprocess"}
+    assert threads == {"trtbench-async_postprocess-postprocess"}
+
+
+def test_batch_one_and_several_contexts(runtime, graphs, spec, data):
+    cls = approach_class("multi_context")
+    with cls.open(engine_for(runtime, graphs, spec, cls), workload(data, cls), contexts=3) as pipeline:
+        assert all(r.passed for r in run_rounds(pipeline, 2))
+        streams = {s["stream"] for s in pipeline.events.timeline["gpu"]}
+    assert streams == {f"ctx{k} {kind}" for k in range(3) for kind in ("copy", "compute")}
+    cls = approach_class("cuda_graph")
+    with cls.open(engine_for(runtime, graphs, spec, cls), workload(data, cls, batch=1)) as pipeline:
+        assert all(r.passed for r in run_rounds(pipeline, 2))
+
+
+@pytest.mark.parametrize("bug,expect", [
+    ("previous_batch", "top-1 agreement"),
+    ("swap_two_images", "relative L2"),
+    ("unwritten_top5", "top-1 agreement"),
+])
+def test_planted_engine_bugs_fail_the_check(bug, expect, runtime, graphs, spec, data):
+    """The checks' power through a whole pipeline: wrong batch, swapped images, a missing output."""
+    previous: list[dict] = []
+
+    def sabotage(results):
+        if bug == "previous_batch":
+            current = {k: v.copy() for k, v in results.items()}
+            if previous:
+                results.update(previous[-1])
+            previous.append(current)
+        elif bug == "swap_two_images":
+            for value in results.values():
+                value[[0, 1]] = value[[1, 0]]
+        else:
+            results["top5_class"][:] = -1
+
+    cls = approach_class("gpu_postprocess")
+    with cls.open(engine_for(runtime, graphs, spec, cls, sabotage), workload(data, cls)) as pipeline:
+        result = run_rounds(pipeline, 2)[-1]
+    assert not result.passed and any(f.startswith(expect) for f in result.failures()), result.describe()
+
+
+def test_a_refused_capture_falls_back_to_enqueues_and_leaks_nothing(runtime, graphs, spec, data, monkeypatch):
+    from tests.fake_cuda import CpuContext
+
+    def refuse(self, stream):
+        from trtbench.gpu.cuda import capture_graph
+
+        def enqueue_then_launch_a_graph():  # what a backend must not do inside a capture
+            self.enqueue(stream)
+            cuda.cuda_call("cudaGraphLaunch", runtime.cudaGraphLaunch(next(iter(runtime.execs), 0), stream.handle))
+
+        return capture_graph(stream, enqueue_then_launch_a_graph)
+
+    monkeypatch.setattr(CpuContext, "capture_graph", refuse)
+    cls = approach_class("cuda_graph")
+    with cls.open(engine_for(runtime, graphs, spec, cls), workload(data, cls)) as pipeline:
+        assert all(r.passed for r in run_rounds(pipeline, 2))
+        metrics = pipeline.extra_metrics()
+    assert "cudaGraphLaunch" in metrics["graph_fallback_reason"] and metrics["graph_launches"] == 0
+    assert metrics["enqueue_launches"] == 2 * BATCHES
+    assert runtime.last_error == runtime.cudaError_t.cudaSuccess  # the sticky error was cleared
+    assert runtime.live()["graphs"] == 0
+
+
+def test_opening_and_closing_many_times_holds_nothing(runtime, graphs, spec, data):
+    cls = approach_class("uint8_input")
+    engine = engine_for(runtime, graphs, spec, cls)
+    for _ in range(5):
+        with cls.open(engine, workload(data, cls)) as pipeline:
+            run_rounds(pipeline, 1)
+        assert runtime.live() == {"memory": 0, "streams": 0, "events": 0, "graphs": 0, "graph_execs": 0}
+
+
+def test_a_pipeline_that_fails_while_being_built_releases_what_it_made(runtime, graphs, spec, data, monkeypatch):
+    cls = approach_class("overlap")
+    made = []
+    original = cuda.Event.__init__
+
+    def fail_on_the_fifth_event(self, *args, **kwargs):
+        made.append(1)
+        if len(made) == 5 + 6 * BATCHES + 1:  # the batch events, the origin, then the pipeline's own
+            raise cuda.CudaError("cudaEventCreateWithFlags", runtime.cudaError_t.cudaErrorMemoryAllocation)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cuda.Event, "__init__", fail_on_the_fifth_event)
+    with pytest.raises(cuda.CudaError, match="cudaErrorMemoryAllocation"):
+        cls.open(engine_for(runtime, graphs, spec, cls), workload(data, cls))
+    assert runtime.live() == {"memory": 0, "streams": 0, "events": 0, "graphs": 0, "graph_execs": 0}

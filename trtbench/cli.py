@@ -1,0 +1,35 @@
+"""Exit statuses shared by the suite's commands, and the guard that keeps tracebacks
+from users: every failure is one line on stderr with its own status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, NoReturn
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1  # compare: a regression, and nothing else
+EXIT_REFUSED = 2  # refused or unusable input (also argparse's usage errors)
+EXIT_UNCLEAR = 3  # compare: a change past its threshold the samples cannot confirm yet
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+EXIT_INTERNAL = 70  # a bug of ours (sysexits' EX_SOFTWARE)
+
+
+def guarded(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a command's ``main``; Ctrl-C and unexpected errors become one line and a status."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # one line, never a traceback
+        print(f"internal error: {type(exc).__name__}: {exc} (a bug: please report it with the command line)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (what was wrong, and where to look)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_REFUSED, f"{self.prog}: {message} (see {self.prog} --help)\n")
