@@ -1,6 +1,7 @@
 """Comparing saved runs and reporting them, on synthetic pytest-benchmark JSON: verdicts,
 thresholds (fixed, history, fallback), refusals with one line and exit 2, and the report."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -221,7 +222,8 @@ def test_markdown_table_for_the_job_summary(tmp_path, capsys):
 def test_the_repo_thresholds_file_is_valid():
     settings = cmp.Settings.load()
     assert 0 < settings.thresholds["wall"]["default"] < 1 and 0 < settings.thresholds["compute"]["default"] < 1
-    assert settings.alpha == 0.002 and settings.floor == {"wall": 0.03, "compute": 0.01}
+    assert settings.alpha == 0.002 and settings.floor == {"wall": 0.03, "compute": 0.025}
+    assert settings.noise_multiplier == 3.0 and settings.cv_multiplier == 5.0
 
 
 def test_commands_never_show_a_traceback(tmp_path):
@@ -282,3 +284,362 @@ def test_report_out_must_be_a_folder(tmp_path, capsys):
     blocker.write_text("")
     assert report.main([str(saved_run(tmp_path / "a.json")), "--out", str(blocker)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- compare: every refusal, default and boundary
+# (each pins a behaviour a mutation test found unchecked: see mutation/run.py)
+
+H100 = {"gpu_name": "NVIDIA H100 80GB HBM3", "tensorrt": "absent", "model": "resnet18"}
+FULL_THRESHOLDS = "[thresholds.wall]\ndefault = 0.10\n[thresholds.compute]\ndefault = 0.05\n"
+
+
+def run_of(name, tests, machine=H100, batch=128):
+    """A loaded run, made in memory: ``tests`` maps a test name to its metric -> samples."""
+    return cmp.Run(cmp.Path(name), dict(machine), {t: cmp.MeasuredTest(batch, dict(s)) for t, s in tests.items()})
+
+
+def settings_file(tmp_path, text):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return path
+
+
+def refusal(tmp_path, text):
+    path = settings_file(tmp_path, text)
+    with pytest.raises(cmp.Refused) as info:
+        cmp.Settings.load(path)
+    return str(info.value).removeprefix(f"--thresholds {path}: ")
+
+
+def test_settings_defaults_and_every_decision_key_is_read(tmp_path):
+    s = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS))
+    assert (s.alpha, s.noise_multiplier, s.cv_multiplier, s.history_min_runs, s.history_window,
+            s.max_rounds_factor) == (0.002, 3.0, 5.0, 3, 10, 4)
+    assert s.floor == {"wall": 0.01, "compute": 0.01} and s.fixed == {"wall": {}, "compute": {}}
+    assert s.thresholds == {"wall": {"default": 0.10}, "compute": {"default": 0.05}}
+    edge = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + (
+        "[decision]\nalpha = 0.01\nnoise_multiplier = 0.5\ncv_multiplier = 0\nhistory_min_runs = 2\n"
+        "history_window = 2\nmax_rounds_factor = 1\n[floor]\nwall = 0.04\n")))  # each bound's edge is allowed
+    assert (edge.alpha, edge.noise_multiplier, edge.cv_multiplier, edge.history_min_runs, edge.history_window,
+            edge.max_rounds_factor) == (0.01, 0.5, 0.0, 2, 2, 1)
+    assert edge.floor == {"wall": 0.04, "compute": 0.01}
+
+
+@pytest.mark.parametrize("decision", ["alpha = 0", "alpha = 1", "alpha = 1.5", "noise_multiplier = 0",
+                                      "cv_multiplier = -0.1", "history_min_runs = 1", "history_window = 2",
+                                      "max_rounds_factor = 0"])
+def test_decision_values_out_of_bounds_are_refused(tmp_path, decision):
+    assert refusal(tmp_path, FULL_THRESHOLDS + "[decision]\n" + decision + "\n") == (
+        "[decision] needs 0 < alpha < 1, noise_multiplier > 0, cv_multiplier >= 0, history_min_runs >= 2, "
+        "history_window >= history_min_runs, max_rounds_factor >= 1")
+
+
+@pytest.mark.parametrize("text,expected", [
+    (FULL_THRESHOLDS + '[decision]\nalpha = "x"\n',
+     "[decision] has a value of the wrong type (could not convert string to float: 'x')"),
+    ("[thresholds.wall]\ndefault = true\n", "thresholds.wall.default = True is not a fraction such as 0.10"),
+    ("[thresholds.wall]\ndefault = 0\n", "thresholds.wall.default = 0 is not a fraction such as 0.10"),
+    ("[thresholds.wall]\ndefault = 10\n", "thresholds.wall.default = 10 is not a fraction such as 0.10"),
+    ("[thresholds.wall]\ndefault = 10.5\n", "thresholds.wall.default = 10.5 is not a fraction such as 0.10"),
+    ('[thresholds.wall]\ndefault = "0.1"\n', "thresholds.wall.default = '0.1' is not a fraction such as 0.10"),
+    ("[thresholds]\nwall = 0.1\n", "[thresholds.wall] must be a table of fractions"),
+    ("[thresholds.wall]\ndefault = 0.1\n", "[thresholds.compute] needs a 'default'"),
+    ("", "[thresholds.wall] needs a 'default'"),
+    (FULL_THRESHOLDS + "[floor]\nwall = 0\n", "floor.wall = 0 is not a fraction such as 0.10"),
+    (FULL_THRESHOLDS + "[fixed]\nwall = 0.2\n", "[fixed.wall] must be a table of fractions"),
+    (FULL_THRESHOLDS + "[fixed.compute]\nfp16 = 20\n", "fixed.compute.fp16 = 20 is not a fraction such as 0.10"),
+])
+def test_bad_settings_are_refused_naming_the_entry(tmp_path, text, expected):
+    assert refusal(tmp_path, text) == expected
+
+
+def test_per_case_then_per_approach_then_default_thresholds(tmp_path):
+    s = cmp.Settings.load(settings_file(tmp_path, (
+        "[thresholds.wall]\ndefault = 0.10\ncuda_graph = 0.2\n\"async_postprocess-b1\" = 0.8\n"
+        "[thresholds.compute]\ndefault = 0.05\n[fixed.compute]\nfp16 = 0.3\n")))
+    assert cmp.threshold_for("test_approach[torch-cuda_graph-b1]", "wall", s, []) == (0.2, "regression.toml")
+    assert cmp.threshold_for("test_approach[torch-cuda_graph]", "wall", s, []) == (0.2, "regression.toml")
+    assert cmp.threshold_for("test_approach[torch-async_postprocess-b1]", "wall", s, []) == (0.8, "regression.toml")
+    assert cmp.threshold_for("test_approach[torch-async_postprocess]", "wall", s, []) == (0.10, "regression.toml")
+    assert cmp.threshold_for("test_approach[torch-fp16-b1]", "compute", s, []) == (0.3, "fixed")
+    assert cmp.case_of("a_plain_name") == "a_plain_name"
+
+
+def history_runs(n, name="test_approach[torch-fp16]"):
+    """n runs whose medians are 10, 10.2, 10.4, ... with a round-to-round spread of 1%."""
+    return [run_of(f"{i}.json", {name: {"wall": [v * (10 + 0.2 * i) for v in (0.99, 1.0, 1.01, 1.0, 0.98)]}})
+            for i in range(n)]
+
+
+def test_history_threshold_is_the_larger_of_the_spread_and_the_round_noise_terms(tmp_path):
+    name = "test_approach[torch-fp16]"
+    runs = history_runs(3) + [run_of("other.json", {"test_approach[torch-overlap]": {"wall": [1.0] * 5}})]
+    spread = (10.4 - 10.0) / 10.2
+    cv = 1.4826 * 0.01  # MAD / median of every run's rounds
+    spread_wins = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 2.5\n"
+                                                                              "cv_multiplier = 0\n"))
+    assert cmp.threshold_for(name, "wall", spread_wins, runs) == (pytest.approx(2.5 * spread), "history of 3 runs")
+    noise_wins = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 0.1\n"
+                                                                             "cv_multiplier = 5\n"))
+    assert cmp.threshold_for(name, "wall", noise_wins, runs) == (pytest.approx(5 * cv), "history of 3 runs")
+    four = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nhistory_min_runs = 4\n"))
+    assert cmp.threshold_for(name, "wall", four, runs) == (0.10, "regression.toml")  # 3 runs are too few
+    window = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + (
+        "[decision]\nhistory_min_runs = 2\nhistory_window = 2\nnoise_multiplier = 2\ncv_multiplier = 0\n")))
+    assert cmp.threshold_for(name, "wall", window, history_runs(3)) == (pytest.approx(2 * 0.2 / 10.3),
+                                                                         "history of 2 runs")  # the newest two
+
+
+def test_a_run_that_does_not_name_its_gpu_is_unknown(tmp_path):
+    old = run_of("a.json", {"t": {"wall": [1.0] * 5}}, machine={"tensorrt": "absent", "model": "resnet18"})
+    new = run_of("b.json", {"t": {"wall": [1.0] * 5}}, machine=dict(H100, gpu_name="unknown"))
+    cmp.check_comparable(old, new)  # both unknown: the same
+    with pytest.raises(cmp.Refused) as info:
+        cmp.check_comparable(old, run_of("b.json", {"t": {"wall": [1.0] * 5}}))
+    assert str(info.value) == ("refusing to compare: gpu_name differs (a.json: 'unknown', b.json: "
+                               "'NVIDIA H100 80GB HBM3'); compare runs of the same GPU model, TensorRT version and model")
+    with pytest.raises(cmp.Refused, match=r"\(a.json: 'NVIDIA H100 80GB HBM3', b.json: 'unknown'\)"):
+        cmp.check_comparable(run_of("a.json", {}), run_of("b.json", {}, machine={"tensorrt": "absent",
+                                                                                 "model": "resnet18"}))
+
+
+SAMPLES = {"wall": [1.0, 1.01, 0.99, 1.0, 1.02], "compute": [0.8, 0.81, 0.79, 0.8, 0.8]}
+
+
+@pytest.mark.parametrize("lacking,shown", [
+    (1, "t0"),
+    (5, "t0, t1, t2, t3, t4"),
+    (6, "t0, t1, t2, t3, t4 and 1 more"),
+    (7, "t0, t1, t2, t3, t4 and 2 more"),
+])
+def test_the_tests_a_new_run_lacks_are_named(lacking, shown):
+    old = run_of("a.json", {f"t{i}": SAMPLES for i in range(8)})
+    new = run_of("b.json", {f"t{i}": SAMPLES for i in range(lacking, 8)})
+    with pytest.raises(cmp.Refused) as info:
+        cmp.compare(old, new, cmp.Settings.load())
+    assert str(info.value) == (f"b.json lacks {lacking} test(s) that a.json measured: {shown}; if they were "
+                               "deselected on purpose, name them with --allow-missing PATTERN")
+
+
+def test_allow_missing_excuses_only_what_it_names():
+    names = ["test_approach[torch-overlap]", "test_approach[torch-fp16]", "test_approach[torch-baseline]"]
+    old = run_of("a.json", {n: SAMPLES for n in names})
+    new = run_of("b.json", {names[2]: SAMPLES})
+    with pytest.raises(cmp.Refused, match=r"lacks 1 test\(s\) that a.json measured: test_approach\[torch-fp16\];"):
+        cmp.compare(old, new, cmp.Settings.load(), allow_missing=[names[0]])  # an exact name (it holds [ ])
+    rows = cmp.compare(old, new, cmp.Settings.load(), allow_missing=[names[0], "*fp16*"])
+    assert {r.name for r in rows} == {names[2]}
+
+
+def test_allow_missing_may_be_given_several_times(tmp_path):
+    old = saved_run(tmp_path / "0001_a.json")
+    new = saved_run(tmp_path / "0002_b.json", {k: v for k, v in MS.items() if k not in ("overlap", "fp16")}, seed=1)
+    assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]") == 2
+    assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]", "--allow-missing", "*-fp16]") == 0
+
+
+def test_only_history_of_the_same_gpu_and_never_the_new_run_sets_thresholds():
+    name = "test_approach[torch-fp16]"
+    old = run_of("old.json", {name: SAMPLES})
+    new = run_of("new.json", {name: SAMPLES})
+    other_gpu = [dataclasses.replace(r, machine=dict(H100, gpu_name="NVIDIA A100")) for r in history_runs(3, name)]
+    rows = cmp.compare(old, new, cmp.Settings.load(), history=other_gpu + [old, new])
+    assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "regression.toml"), ("compute", "regression.toml")]
+    same = [dataclasses.replace(r, machine=dict(H100)) for r in history_runs(3, name)]
+    rows = cmp.compare(old, new, cmp.Settings.load(), history=same + [new])
+    assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "history of 3 runs"),
+                                                              ("compute", "regression.toml")]  # no compute history
+
+
+def test_a_metric_one_run_lacks_is_left_out_and_the_others_are_compared():
+    old = run_of("a.json", {"t": SAMPLES})
+    new = run_of("b.json", {"t": {"compute": SAMPLES["compute"]}})
+    assert [(r.name, r.metric) for r in cmp.compare(old, new, cmp.Settings.load())] == [("t", "compute")]
+    assert [(r.name, r.metric) for r in cmp.compare(new, old, cmp.Settings.load())] == [("t", "compute")]
+
+
+def test_the_settings_alpha_decides_significance(tmp_path):
+    old = run_of("a.json", {"t": {"wall": samples(10.0, 0.05, 8, 5)}})
+    new = run_of("b.json", {"t": {"wall": samples(11.0, 0.05, 8, 55)}})  # +12%, p = 0.018
+    assert [r.verdict for r in cmp.compare(old, new, cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS)))] == [
+        "unclear"]
+    lax = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nalpha = 0.5\n"))
+    assert [r.verdict for r in cmp.compare(old, new, lax)] == ["REGRESSION"]
+
+
+def test_median_of_odd_and_even_counts():
+    assert cmp.median([3.0, 1.0, 2.0]) == 2.0
+    assert cmp.median([20.0, 1.0, 10.0, 2.0]) == 6.0
+    assert cmp.median([4.0, 1.0, 3.0, 2.0, 7.0, 8.0]) == 3.5
+    assert cmp.median([5.0]) == 5.0
+
+
+def table_rows():
+    from trtbench.stats import Decision
+
+    return [cmp.Row("test_approach[torch-fp16]", "wall", Decision("ok", 6.0, 6.06, 0.1, 0.0123, (1.0, 1.02), "r"),
+                    "regression.toml"),
+            cmp.Row("test_approach[torch-cuda_graph-b1]", "compute", Decision("unclear", 0.5, 0.6, 0.05, None, None,
+                                                                               "r"), "history of 3 runs")]
+
+
+def test_table_plain_and_markdown_exactly():
+    assert cmp.format_table(table_rows()) == "\n".join([
+        "test                                metric   old ms  new ms  change  threshold                 "
+        "p (Mann-Whitney)  verdict",
+        "test_approach[torch-fp16]           wall     6.000   6.060   +1.0%   10.0% (regression.toml)   "
+        "0.012             ok",
+        "test_approach[torch-cuda_graph-b1]  compute  0.500   0.600   +20.0%  5.0% (history of 3 runs)  "
+        "-                 unclear",
+    ])
+    assert cmp.format_table(table_rows(), markdown=True) == "\n".join([
+        "| test | metric | old ms | new ms | change | threshold | p (Mann-Whitney) | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| test_approach[torch-fp16] | wall | 6.000 | 6.060 | +1.0% | 10.0% (regression.toml) | 0.012 | ok |",
+        "| test_approach[torch-cuda_graph-b1] | compute | 0.500 | 0.600 | +20.0% | 5.0% (history of 3 runs) | - | unclear |",
+    ])
+
+
+def test_saved_runs_are_ordered_by_number_then_time_across_folders(tmp_path):
+    import os
+
+    paths = {}
+    for folder, name, mtime in (("A", "0010_late.json", 100), ("B", "0009_early.json", 300),
+                                ("B", "0003_a_b_c.json", 200), ("A", "0003_x.json", 250)):
+        path = tmp_path / folder / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("{}")
+        os.utime(path, (mtime, mtime))
+        paths[name] = path
+    (tmp_path / "A" / "notes.json").write_text("{}")
+    assert cmp.saved_runs(tmp_path) == [paths[n] for n in ("0003_a_b_c.json", "0003_x.json", "0009_early.json",
+                                                            "0010_late.json")]
+
+
+def test_history_skips_an_unusable_run_and_keeps_the_rest(tmp_path):
+    bad = tmp_path / "0001_bad.json"
+    bad.write_text("{nope")
+    good = saved_run(tmp_path / "0002_good.json")
+    assert [r.path for r in cmp.load_history([bad, good])] == [good]
+
+
+def test_unreadable_runs_are_refused_saying_why(tmp_path):
+    with pytest.raises(cmp.Refused, match=r": not readable \(IsADirectoryError: "):
+        cmp.Run.load(tmp_path)
+    binary = tmp_path / "run.json"
+    binary.write_bytes(b"\xff\xfe\x00not utf-8")
+    with pytest.raises(cmp.Refused, match=r"run.json: not readable \(UnicodeDecodeError: "):
+        cmp.Run.load(binary)
+    for doc in ({"benchmarks": []}, {"machine_info": {}}, {"benchmarks": {}, "machine_info": {}}):
+        binary.write_text(json.dumps(doc))
+        with pytest.raises(cmp.Refused) as info:
+            cmp.Run.load(binary)
+        assert str(info.value) == (f"{binary}: not a pytest-benchmark run (expected an object with 'benchmarks' and "
+                                   "'machine_info')")
+    binary.write_text(json.dumps({"benchmarks": [], "machine_info": {}}))
+    with pytest.raises(cmp.Refused) as info:
+        cmp.Run.load(binary)
+    assert str(info.value) == (f"{binary}: saved before per-round samples were recorded (schema 1, need 2); run the "
+                               "suite again to make a baseline")
+
+
+def test_foreign_benchmarks_are_skipped_and_ours_loaded(tmp_path):
+    path = saved_run(tmp_path / "0001_a.json", {"fp16": 6.0})
+    doc = json.loads(path.read_text())
+    ours = doc["benchmarks"][0]
+    doc["benchmarks"] = ["not an object", {"name": "test_other"}, {"name": "test_x", "extra_info": {"ms": 1.0}},
+                         {"name": "test_y", "extra_info": {"samples": None}}, ours]
+    path.write_text(json.dumps(doc))
+    assert list(cmp.Run.load(path).tests) == ["test_approach[torch-fp16]"]
+    ours["extra_info"]["samples"]["wall"][3] = "x"
+    doc["benchmarks"] = [ours]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(cmp.Refused) as info:
+        cmp.Run.load(path)
+    assert str(info.value) == (f"{path}: benchmark 'test_approach[torch-fp16]' has malformed samples (ValueError: "
+                               "could not convert string to float: 'x')")
+
+
+def test_help_names_the_command_its_options_and_exit_statuses(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as info:
+        run_main("--help")
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: python -m trtbench.compare [-h] [--storage STORAGE] [--thresholds THRESHOLDS] "
+                           "[--allow-missing PATTERN] [--markdown] [runs ...] Compare saved runs per test and metric; "
+                           "exit non-zero on a regression. positional arguments: ")
+    for line in ("runs OLD.json NEW.json, or NEW.json (default: the newest two in --storage)",
+                 "--storage STORAGE saved runs folder (default: the folder of NEW, else .benchmarks)",
+                 "--thresholds THRESHOLDS TOML like regression.toml",
+                 "--allow-missing PATTERN a test name, or an fnmatch pattern, the new run may lack: deselected on purpose",
+                 "--markdown print the table as markdown (a job summary)"):
+        assert line in text
+    assert text.endswith("exit status: 0 no regression, 1 regression, 2 refused, 3 can't tell")
+
+
+def test_more_than_two_runs_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        run_main(tmp_path / "a", tmp_path / "b", tmp_path / "c")
+    assert info.value.code == 2
+    assert capsys.readouterr().err == ("python -m trtbench.compare: give at most two runs (OLD.json NEW.json), got 3 "
+                                       "(see python -m trtbench.compare --help)\n")
+
+
+def test_missing_files_and_empty_storage_messages(tmp_path, capsys, monkeypatch):
+    assert run_main(tmp_path / "x.json", tmp_path / "y.json") == 2
+    assert capsys.readouterr().err == f"error: no such file: {tmp_path / 'x.json'}, {tmp_path / 'y.json'}\n"
+    monkeypatch.chdir(tmp_path)
+    assert run_main() == 2
+    assert capsys.readouterr().err == "error: no saved run found in .benchmarks\n"
+    (tmp_path / ".benchmarks" / "H100").mkdir(parents=True)
+    saved_run(tmp_path / ".benchmarks" / "H100" / "0001_a.json")
+    assert run_main() == 0
+    assert capsys.readouterr().out == (f"no baseline to compare {cmp.Path('.benchmarks/H100/0001_a.json')} with: "
+                                       "first run, passing (it becomes the baseline)\n")
+
+
+def test_a_lone_run_that_measured_nothing_is_refused(tmp_path, capsys):
+    empty = tmp_path / "0001_a.json"
+    empty.write_text(json.dumps({"machine_info": dict(H100, trtbench_schema=2), "benchmarks": []}))
+    assert run_main(empty) == 2
+    assert capsys.readouterr().err == f"error: {empty}: measured nothing (no benchmark with per-round samples)\n"
+
+
+def test_a_named_new_run_is_compared_with_the_newest_saved_run(tmp_path, capsys):
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    runs = [saved_run(storage / f"000{i}_r.json", seed=i) for i in (1, 2)]
+    new = saved_run(tmp_path / "new.json", seed=3)
+    assert run_main(new, "--storage", storage) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"old: {runs[1]}\nnew: {new}\n\n") and out.endswith("\n\nno regression\n")
+
+
+def test_every_flagged_test_is_listed_with_its_count(tmp_path, capsys):
+    old = saved_run(tmp_path / "0001_a.json")
+    slower = dict(MS, overlap=MS["overlap"] * 1.5, fp16=MS["fp16"] * 1.5)
+    new = saved_run(tmp_path / "0002_b.json", slower, seed=1, compute={"overlap": MS["overlap"] * 0.8,
+                                                                      "fp16": MS["fp16"] * 0.8})
+    assert run_main(old, new) == 1
+    tail = capsys.readouterr().out.rsplit("\n\n", 1)[1]
+    assert tail.startswith("2 regression(s): test_approach[torch-fp16] wall time per batch ")
+    assert "; test_approach[torch-overlap] wall time per batch " in tail
+    (tmp_path / "noisy").mkdir()
+    noisy_old = saved_run(tmp_path / "noisy" / "0001_a.json", spread=0.4, rounds=6)
+    noisy_new = saved_run(tmp_path / "noisy" / "0002_b.json", dict(MS, fp16=MS["fp16"] * 1.2), seed=1, spread=0.4,
+                          rounds=6)
+    assert run_main(noisy_old, noisy_new) == 3
+    tail = capsys.readouterr().out.rsplit("\n\n", 1)[1]
+    bad = cmp.unclear(cmp.compare(cmp.Run.load(noisy_old), cmp.Run.load(noisy_new), cmp.Settings.load(),
+                                  [cmp.Run.load(noisy_old)]))
+    assert len(bad) >= 2 and tail == (f"{len(bad)} can't tell: rerun with more --rounds: "
+                                      + "; ".join(cmp.describe(r) for r in bad) + "\n")
+
+
+def test_allow_missing_takes_several_exact_names(tmp_path, capsys):
+    old = saved_run(tmp_path / "0001_a.json")
+    new = saved_run(tmp_path / "0002_b.json", {k: v for k, v in MS.items() if k not in ("overlap", "fp16")}, seed=1)
+    assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]") == 2  # fp16 still missing
+    assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]",
+                    "--allow-missing", "test_approach[torch-fp16]") == 0

@@ -9,6 +9,7 @@ import json
 import threading
 import types
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +240,195 @@ def test_two_sessions_build_the_same_engine_once(tmp_path):
         for t in threads:
             t.join()
     assert build.count == 1 and sorted(r.built for r in results) == [False, True]
+
+
+# ---------------------------------------------------------------- formats on disk, boundaries, messages
+# (each pins a behaviour a mutation test found unchecked: see mutation/run.py)
+
+def test_detect_needs_the_sharing_feature_itself_not_just_the_preview_enum():
+    module = types.SimpleNamespace(__version__="8.6.1", BuilderFlag=types.SimpleNamespace(FP16=0),
+                                   NetworkDefinitionCreationFlag=types.SimpleNamespace(),
+                                   PreviewFeature=types.SimpleNamespace(FASTER_DYNAMIC_SHAPES_0805=0))
+    caps = TrtCapabilities.detect(module)
+    assert caps == TrtCapabilities("8.6.1", True, False, False)
+
+
+def test_fp16_path_defaults_and_the_10x_strong_typing_it_trusts():
+    assert choose_fp16_path(TRT10) == "builder_flag"  # not forced unless asked
+    no_flags_10 = TrtCapabilities("10.0.1", has_fp16_flag=False, has_strongly_typed_flag=False,
+                                  has_profile_sharing_flag=False)
+    assert choose_fp16_path(no_flags_10) == "strongly_typed"  # 10.x has strong typing whatever detection saw
+    assert choose_fp16_path(dataclasses.replace(TRT8, has_strongly_typed_flag=True), True) == "strongly_typed"
+    with pytest.raises(EngineConfigError, match=r"^TensorRT 8.6.1 cannot share a profile between contexts$"):
+        needs_profile_sharing_flag(dataclasses.replace(TRT8, has_profile_sharing_flag=False))
+
+
+def test_specs_fields_for_every_engine():
+    specs = engine_specs(128, TRT8)
+    assert {n: s.precision for n, s in specs.items()} == {"fp32": "fp32", "fp16": "fp16", "multi_profile": "fp16",
+                                                          "shared_profile": "fp16", "fp16_postprocess": "fp16",
+                                                          "fp16_uint8": "fp16"}
+    assert {n: s.profile_sharing_flag for n, s in specs.items()} == {n: n == "shared_profile" for n in specs}
+    assert engine_specs(128, TRT10, force_strongly_typed=True)["fp16"].fp16_path == "strongly_typed"
+    assert engine_specs(128, TRT10, force_strongly_typed=True)["fp16"].onnx_fp16 is True
+
+
+def test_batch_2_has_a_multi_profile_engine_and_batch_1_keeps_every_other_engine():
+    assert engine_specs(2, TRT10)["multi_profile"].profiles == ((1, 1, 1), (2, 2, 3))
+    assert set(engine_specs(1, TRT10)) == set(ENGINES) - {"multi_profile"}
+
+
+def test_multi_profile_shapes_at_small_batches_and_its_message():
+    assert multi_profile_shapes(3) == ((1, 1, 2), (3, 3, 4))
+    assert multi_profile_shapes(16) == ((1, 2, 4), (8, 16, 24))
+    with pytest.raises(EngineConfigError, match=r"^--batch-size 1: the multi-profile engine needs two batch sizes, "
+                                                r"so --batch-size >= 2$"):
+        multi_profile_shapes(1)
+
+
+def test_a_profiles_minimum_and_maximum_are_in_it():
+    ranges = [(1, 32), (64, 192)]
+    assert [profile_for_batch(b, ranges) for b in (1, 32, 64, 192)] == [0, 0, 1, 1]
+    for batch in (0, 33, 63, 193):
+        with pytest.raises(EngineConfigError, match=f"batch size {batch} is outside"):
+            profile_for_batch(batch, ranges)
+
+
+def test_max_aux_streams_zero_is_a_value_not_the_default():
+    specs = engine_specs(64, TRT10, max_aux_streams=0)
+    assert all(s.max_aux_streams == 0 for s in specs.values())
+    assert key_digest(_key(spec=specs["fp16"])) != key_digest(_key(spec=engine_specs(64, TRT10)["fp16"]))
+
+
+def test_cache_key_records_every_field_by_name():
+    spec = engine_specs(128, TRT10)["fp16"]
+    assert _key() == {"schema": 2, "onnx_sha256": "a" * 64, "tensorrt": "10.13.0.35", "gpu_name": "NVIDIA H100 80GB HBM3",
+                      "compute_capability": "9.0", "spec": json.loads(json.dumps(dataclasses.asdict(spec)))}
+
+
+def test_digest_does_not_depend_on_the_order_of_the_keys():
+    key = _key()
+    assert key_digest(dict(reversed(list(key.items())))) == key_digest(key)
+
+
+def test_file_sha256_of_a_file_of_several_chunks(tmp_path):
+    import hashlib
+
+    data = bytes(range(256)) * 5000  # 1.2 MiB: more than one read
+    path = tmp_path / "model.onnx"
+    path.write_bytes(data)
+    from trtbench.engines import file_sha256
+
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    (tmp_path / "empty").write_bytes(b"")
+    assert file_sha256(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+def test_timing_cache_path_per_tensorrt_and_gpu(tmp_path):
+    import hashlib
+
+    cache = EngineCache(tmp_path)
+    tag = hashlib.sha256(b"10.13.0|NVIDIA H100 80GB HBM3").hexdigest()[:16]
+    assert cache.timing_cache_path("10.13.0", "NVIDIA H100 80GB HBM3") == tmp_path / f"timing-{tag}.cache"
+    assert cache.timing_cache_path("10.14.0", "NVIDIA H100 80GB HBM3") != cache.timing_cache_path("10.13.0",
+                                                                                                  "NVIDIA H100 80GB HBM3")
+
+
+def test_write_atomic_makes_folders_and_renames_a_hidden_temp_from_the_same_folder(tmp_path, monkeypatch):
+    import os
+
+    from trtbench import engines
+
+    renames = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        renames.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(engines.os, "replace", spy)
+    target = tmp_path / "a" / "b" / "x.engine"
+    engines.write_atomic(target, b"payload")
+    assert target.read_bytes() == b"payload"
+    [(src, dst)] = renames
+    assert dst == target and src.parent == target.parent
+    assert src.name.startswith(".x.engine.") and src.name.endswith(".tmp")
+
+
+def test_write_atomic_cleans_up_and_keeps_the_original_error(tmp_path, monkeypatch):
+    from trtbench import engines
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(engines.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        engines.write_atomic(tmp_path / "x.engine", b"payload")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_right_after_the_rename_stays_an_interrupt(tmp_path, monkeypatch):
+    import os
+
+    from trtbench import engines
+
+    real_replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engines.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        engines.write_atomic(tmp_path / "x.engine", b"payload")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.engine"]
+
+
+class Clock:
+    """perf_counter for the cache: each call 1.23456 s after the previous one."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        self.now += 1.23456
+        return self.now
+
+
+def test_cache_files_names_and_metadata_format(tmp_path, monkeypatch):
+    from trtbench import engines
+
+    monkeypatch.setattr(engines.time, "perf_counter", Clock())
+    root = tmp_path / "nested" / "engines"
+    validated, described = [], []
+
+    def validate(data):
+        validated.append(data)
+        return None
+
+    def layers(data):
+        described.append(data)
+        return '{"Layers": []}'
+
+    key = _key()
+    entry = EngineCache(root).get_or_build(key, Builds(), validate, layer_info=layers)
+    digest = key_digest(key)
+    engine = root / f"fp16-{digest[:16]}.engine"
+    assert entry == engines.CachedEngine(engine, b"engine-bytes1", key, built=True, build_seconds=pytest.approx(1.23456))
+    assert validated == described == [b"engine-bytes1"]
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [engine.name, f"fp16-{digest[:16]}.json", f"fp16-{digest[:16]}.layers.json", f"fp16-{digest[:16]}.engine.lock"])
+    assert (root / f"fp16-{digest[:16]}.json").read_text() == json.dumps(
+        {"key": key, "digest": digest, "build_seconds": 1.235, "bytes": len(b"engine-bytes1")}, indent=1, sort_keys=True)
+    hit = EngineCache(root).get_or_build(key, Builds(), ok)
+    assert hit == engines.CachedEngine(engine, b"engine-bytes1", key, built=False, build_seconds=None)
+
+
+@pytest.mark.parametrize("damage", ["not json", "{}", '{"digest": "x"}'])
+def test_unreadable_metadata_warns_and_rebuilds_never_crashes(tmp_path, damage):
+    cache, build = EngineCache(tmp_path), Builds()
+    entry = cache.get_or_build(_key(), build, ok)
+    entry.path.with_suffix(".json").write_text(damage)
+    with pytest.warns(UserWarning, match=rf"^cached engine {entry.path.name}: metadata unreadable \(.+\); rebuilding$"):
+        again = cache.get_or_build(_key(), build, ok)
+    assert again.built and build.count == 2 and json.loads(entry.path.with_suffix(".json").read_text())["key"] == _key()

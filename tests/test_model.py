@@ -9,16 +9,6 @@ from trtbench import model as m
 
 
 @pytest.fixture(scope="module")
-def spec():
-    return m.model_spec("resnet18")
-
-
-@pytest.fixture(scope="module")
-def net(spec, tmp_path_factory):
-    return m.build_model(spec, cache_dir=tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
 def exported(net, spec, tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
     return {v: m.export_onnx(net, spec, folder / f"{v}.onnx", v) for v in m.GRAPH_VARIANTS}

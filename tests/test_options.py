@@ -342,3 +342,156 @@ def test_in_run_check_with_nothing_measured_fails(in_run_check):
     result = check({}, "--regression-baseline", "latest")
     result.assert_outcomes(failed=1)
     assert "no benchmark was timed in this session" in result.stdout.str()
+
+
+# ---------------------------------------------------------------- in process: every default, message and skip
+# (each pins a behaviour a mutation test found unchecked: see mutation/run.py)
+
+SUITE_HELP = """
+TensorRT pipeline benchmarks:
+  --backend={tensorrt,torch,all} backend(s) that must run: tensorrt, torch or all; one that cannot run here is a usage
+      error (default: every backend; those that cannot run here are skipped with the reason)
+  --model=MODEL a classifier of torchvision.models (default resnet18, as the tutorial)
+  --batch-size=BATCH_SIZE images per batch (default 128, as the tutorial)
+  --batches=BATCHES batches per round (default 10, as the tutorial)
+  --rounds=ROUNDS timed rounds per approach, each over --batches batches (default 25)
+  --warmup-rounds=WARMUP_ROUNDS untimed rounds before the timed ones (default 3)
+  --data-seed=DATA_SEED seed of the input images (default 10088, as the tutorial)
+  --weights=WEIGHTS a state dict (torch.save) of --model to use instead of seeded, calibrated weights
+  --batch-sweep=B1,B2,... also run the baseline and the best approach at each of these batch sizes
+      (latency-throughput curve in the report)
+  --engine-cache-dir=ENGINE_CACHE_DIR where TensorRT engines, their metadata and the timing cache live
+      (default: .cache/engines in the project)
+  --reference-cache-dir=REFERENCE_CACHE_DIR where ONNX Runtime reference outputs, images and calibrated weights are
+      cached (default: .cache/reference)
+  --rebuild-engines build every TensorRT engine anew, ignoring the cache
+  --fp16-strongly-typed TensorRT 10.x: build fp16 engines as strongly typed fp16 networks (11.x always does)
+  --max-aux-streams=MAX_AUX_STREAMS TensorRT builder max_aux_streams (the tutorial's --aux-stream; default TensorRT's)
+  --contexts=CONTEXTS execution contexts of the multi_context approach (default 2)
+  --regression-baseline=JSON|latest after the benchmarks, compare with this saved run (or the newest saved run of this
+      GPU) and fail on a regression; 'latest' with no saved run yet passes with a note
+  --ordering-tolerance=ORDERING_TOLERANCE how much slower than its predecessor an approach of the chain may be
+      (default 0.05)
+"""
+
+
+def test_help_lists_every_option_with_its_metavar_and_default_in_process(pytester, monkeypatch):
+    """What ``pytest --help`` shows for the suite (the README's option table says the same)."""
+    monkeypatch.setenv("COLUMNS", "400")
+    result = pytester.runpytest_inprocess("-p", "fixtures.options", "--help")
+    assert result.ret == pytest.ExitCode.OK
+    assert " ".join(SUITE_HELP.split()) in " ".join(result.stdout.str().split())
+
+
+def test_defaults_are_values_not_just_falsy(parse, pytester):
+    o = parse()
+    assert o.rebuild_engines is False and o.fp16_strongly_typed is False
+    assert o.engine_cache_dir == pytester.path / ".cache" / "engines"
+    assert o.reference_cache_dir == pytester.path / ".cache" / "reference"
+    flags = parse("--fp16-strongly-typed", "--rebuild-engines")
+    assert flags.fp16_strongly_typed is True and flags.rebuild_engines is True
+
+
+def test_the_largest_sweep_batch_is_allowed(parse):
+    assert parse("--batch-sweep", "4096,1").batch_sweep == (1, 4096)
+
+
+def test_an_unknown_backend_is_a_usage_error(parse):
+    with pytest.raises(pytest.UsageError, match=r"^--backend onnx: not a backend; allowed: tensorrt, torch, all$"):
+        parse("--backend", "onnx")
+
+
+def test_backend_all_runs_both_when_both_can(parse, monkeypatch):
+    import fixtures.options as options
+
+    monkeypatch.setattr(options, "backend_problem", lambda b: None)
+    o = parse("--backend", "all")
+    assert o.backends == ("tensorrt", "torch") and o.requested_backends is True
+
+
+def test_backend_all_that_cannot_run_names_every_problem(parse, monkeypatch):
+    import fixtures.options as options
+
+    monkeypatch.setattr(options, "backend_problem", lambda b: f"{b} is missing (test)")
+    with pytest.raises(pytest.UsageError) as info:
+        parse("--backend", "all")
+    assert str(info.value) == ("--backend all: cannot run here: tensorrt: tensorrt is missing (test); torch: torch is "
+                               "missing (test); nothing can run on this machine")
+
+
+def test_weights_are_kept_as_a_path_once_they_load(parse, tmp_path, monkeypatch):
+    import trtbench.model
+
+    loaded = []
+    monkeypatch.setattr(trtbench.model, "load_weights", lambda spec, path: loaded.append((spec.name, path)))
+    weights = tmp_path / "r18.pt"
+    weights.write_bytes(b"state dict")
+    assert parse("--weights", str(weights)).weights == weights
+    assert loaded == [("resnet18", weights)]
+    with pytest.raises(pytest.UsageError, match=f"^--weights {tmp_path}: not a readable file"):
+        parse("--weights", str(tmp_path))  # a folder is readable, but not a file
+
+
+def test_an_unwritable_cache_dir_says_why_in_words(parse, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(pytest.UsageError) as info:
+        parse("--engine-cache-dir", str(blocker / "engines"))
+    assert str(info.value) == f"--engine-cache-dir {blocker / 'engines'}: not a writable directory (Not a directory)"
+
+
+def test_item_backend_is_the_backend_parameter_when_it_names_one():
+    import types
+
+    from fixtures.options import _item_backend
+
+    def item(**params):
+        return types.SimpleNamespace(callspec=types.SimpleNamespace(params=params))
+
+    assert _item_backend(item(backend="tensorrt", case="fp16")) == "tensorrt"
+    assert _item_backend(item(backend="torch")) == "torch"
+    assert _item_backend(item(backend="onnx")) is None
+    assert _item_backend(item(case="fp16")) is None
+    assert _item_backend(types.SimpleNamespace()) is None  # not parametrized
+
+
+SKIP_TEST = """
+import pytest
+
+def test_plain():
+    pass
+
+@pytest.mark.tensorrt
+def test_marked():
+    pass
+
+@pytest.mark.parametrize("backend", ["tensorrt", "torch", "other"])
+def test_param(backend):
+    pass
+"""
+
+
+@pytest.mark.parametrize("tensorrt_here", [False, True])
+def test_skips_follow_the_backend_and_the_tensorrt_marker_only(pytester, monkeypatch, tensorrt_here):
+    import fixtures.options as options
+
+    monkeypatch.setattr(options, "backend_unavailable",
+                        lambda b: None if b == "torch" or tensorrt_here else "tensorrt absent (test)")
+    pytester.makepyfile(test_skips=SKIP_TEST)
+    result = pytester.runpytest_inprocess("-p", "fixtures.options", "-rs")
+    if tensorrt_here:
+        result.assert_outcomes(passed=5)
+    else:
+        result.assert_outcomes(passed=3, skipped=2)  # test_plain, torch and other run; the two tensorrt ones skip
+        assert result.stdout.str().count("tensorrt absent (test)") == 2
+
+
+def test_other_plugins_can_join_the_suites_option_group_by_name(pytester, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    pytester.makeconftest("""
+def pytest_addoption(parser):
+    parser.getgroup("trt-pipeline-bench").addoption("--extra-knob", help="a plugin's own knob")
+""")
+    result = pytester.runpytest_inprocess("-p", "fixtures.options", "--help")
+    text = " ".join(result.stdout.str().split())
+    assert "(default 0.05) --extra-knob=EXTRA_KNOB a plugin's own knob" in text  # in the same group, right after ours

@@ -19,14 +19,8 @@ CPU_APPROACHES = [n for n in NAMES if n != "multi_profile"]  # profiles: see tes
 
 
 @pytest.fixture(scope="module")
-def spec():
-    return m.model_spec("resnet18")
-
-
-@pytest.fixture(scope="module")
-def graphs(spec, tmp_path_factory):
+def graphs(spec, net, tmp_path_factory):
     folder = tmp_path_factory.mktemp("graphs")
-    net = m.build_model(spec, cache_dir=folder)
     return {v: m.export_onnx(net, spec, folder / f"{v}.onnx", v) for v in m.GRAPH_VARIANTS}
 
 

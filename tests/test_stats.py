@@ -90,3 +90,135 @@ def test_false_alarm_rate_on_identical_noise_is_small():
     alarms = sum(stats.decide(rounds(5, 0.02, seed=s), rounds(5, 0.02, seed=s + 1000), 0.04).verdict == "REGRESSION"
                  for s in range(200))
     assert alarms == 0
+
+
+# ---------------------------------------------------------------- boundaries, messages, defaults
+# (each pins a behaviour a mutation test found unchecked: see mutation/run.py)
+
+_F32 = np.random.default_rng(3)
+F32_OLD = (5 + _F32.standard_normal(10)).astype(np.float32)
+F32_NEW = (5.5 + _F32.standard_normal(10)).astype(np.float32)
+
+
+def test_float32_samples_are_judged_in_float64():
+    """A timer may hand float32 values: every figure is the one of their exact float64 copy."""
+    old64, new64 = F32_OLD.astype(np.float64), F32_NEW.astype(np.float64)
+    for values in (F32_OLD, F32_NEW):  # (values where float32 arithmetic would round differently)
+        assert float(np.median(values)) != float(np.median(values.astype(np.float64)))
+    assert stats.summarize(F32_OLD) == stats.summarize(old64)
+    d32, d64 = stats.decide(F32_OLD, F32_NEW, 0.03), stats.decide(old64, new64, 0.03)
+    assert (d32.old_median, d32.new_median, d32.p_value, d32.ci) == (d64.old_median, d64.new_median, d64.p_value,
+                                                                     d64.ci)
+    assert stats.bootstrap_ratio_ci(F32_OLD, F32_NEW) == stats.bootstrap_ratio_ci(old64, new64)
+    half = F32_OLD.astype(np.float16)  # coarser still: a median of two halves rounds visibly
+    assert stats.bootstrap_ratio_ci(half, F32_NEW) == stats.bootstrap_ratio_ci(half.astype(np.float64), new64)
+    spread = np.array([1.1, 2.3, 3.7], np.float32)
+    assert stats.run_spread(spread) == stats.run_spread(spread.astype(np.float64))
+
+
+def test_summary_fields_edge_cases_and_messages():
+    s = stats.summarize([1.0, 2.0, 3.0, 4.0])
+    assert s == {"median": 2.5, "p50": 2.5, "p90": pytest.approx(3.7), "p99": pytest.approx(3.97),
+                 "cv": pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2.5), "n": 4}
+    assert stats.summarize([5.0])["cv"] == 0.0  # one value: no spread to speak of
+    assert stats.summarize([1.0, 3.0])["cv"] == pytest.approx(np.std([1, 3], ddof=1) / 2)  # two are enough
+    assert stats.summarize([0.5, 0.7])["cv"] == pytest.approx(np.std([0.5, 0.7], ddof=1) / 0.6)
+    assert stats.summarize([-1.0, 1.0])["cv"] == 0.0  # no mean to scale by
+    with pytest.raises(ValueError, match=r"^cannot summarize 0 values$"):
+        stats.summarize([])
+    with pytest.raises(ValueError, match=r"^cannot summarize 2 values with NaN$"):
+        stats.summarize([1.0, np.nan])
+
+
+def test_ranks_share_the_average_rank_of_their_ties_wherever_they_stand():
+    ranks = stats._ranks(np.array([3.0, 1.0, 2.0, 2.0, 3.0, 3.0]))
+    assert ranks.tolist() == [5.0, 1.0, 2.5, 2.5, 5.0, 5.0]  # the largest values tie at the end
+
+
+def test_mann_whitney_with_ties_and_tiny_samples_matches_the_textbook():
+    # scipy.stats.mannwhitneyu(a, b, method="asymptotic") (tie and continuity corrections), checked when written
+    a, b = [1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 5.0], [2.0, 3.0, 4.0, 4.0, 5.0, 5.0, 6.0, 6.0]
+    assert stats.mann_whitney_p(a, b) == pytest.approx(0.045126948888676105, rel=1e-9)
+    assert stats.mann_whitney_p([0.0], [1.0, 2.0]) == pytest.approx(0.5402913746074199, rel=1e-9)
+    assert stats.mann_whitney_p([1.0, 2.0, 3.0], [4.0]) == pytest.approx(0.37109336952269756, rel=1e-9)
+    with pytest.raises(ValueError, match=r"^Mann-Whitney needs samples on both sides \(0, 1\)$"):
+        stats.mann_whitney_p([], [1.0])
+    with pytest.raises(ValueError, match=r"^Mann-Whitney needs samples on both sides \(1, 0\)$"):
+        stats.mann_whitney_p([1.0], [])
+
+
+def test_identical_samples_give_p_1_without_dividing_by_zero():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stats.mann_whitney_p([1.0] * 5, [1.0] * 5) == 1.0
+        assert stats.mann_whitney_p([2.0], [2.0]) == 1.0
+
+
+def test_bootstrap_interval_is_the_central_percentiles_of_2000_seeded_resamples():
+    """What the docstring promises, computed the plain way: median(new) / median(old) over
+    2000 resamples of a generator seeded with 0, and the central ``level`` of them."""
+    old, new = rounds(5.0, 0.02, n=12, seed=1), rounds(5.5, 0.03, n=9, seed=2)
+    rng = np.random.default_rng(0)
+    ratios = np.median(rng.choice(new, (2000, 9)), axis=1) / np.median(rng.choice(old, (2000, 12)), axis=1)
+    assert stats.bootstrap_ratio_ci(old, new) == (float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5)))
+    assert stats.bootstrap_ratio_ci(old, new, level=0.8) == (float(np.percentile(ratios, 10)),
+                                                             float(np.percentile(ratios, 90)))
+    low, high = stats.bootstrap_ratio_ci(old, new)
+    assert low < 1.1 < high and high - low < 0.1
+    # the noise of either side widens it
+    assert stats.bootstrap_ratio_ci([5.0] * 12, new)[0] < stats.bootstrap_ratio_ci([5.0] * 12, new)[1]
+    assert stats.bootstrap_ratio_ci(old, [5.5] * 9)[0] < stats.bootstrap_ratio_ci(old, [5.5] * 9)[1]
+
+
+def test_decision_fields_reasons_and_the_alpha_boundary():
+    few = stats.decide([5.0, 5.2, 5.1], [6.0, 6.1, 6.2], threshold=0.03)
+    assert few == stats.Decision("unclear", 5.1, 6.1, 0.03, None, None,
+                                 "too few rounds to test (3 old, 3 new; need 5 a side)")
+    assert stats.decide([5.0], [5.0] * 10, 0.03).verdict == "unclear"  # one round is too few, not an error
+    ok = stats.decide([8.0] * 10, [8.08] * 10, threshold=0.03)
+    assert ok.verdict == "ok" and ok.reason == "within the threshold (+1.0%)" and ok.ci == pytest.approx((1.01, 1.01))
+    noisy = stats.decide(rounds(5.0, 0.3, n=8, seed=3), rounds(5.4, 0.3, n=8, seed=4), threshold=0.03)
+    assert noisy.verdict == "unclear" and noisy.ci is not None and noisy.reason == (
+        f"{noisy.change:+.1%} is past the threshold but not significant (p={noisy.p_value:.2g} >= 0.002): "
+        "more rounds are needed")
+    a, b = rounds(5.0, seed=1), rounds(5.5, seed=2)
+    p = stats.mann_whitney_p(a, b)
+    assert stats.decide(a, b, 0.03, alpha=p).verdict == "unclear"  # p equal to alpha is not significant
+    assert stats.decide(a, b, 0.03, alpha=p * (1 + 1e-9)).verdict == "REGRESSION"
+    with pytest.raises(ValueError, match=r"^threshold 10 is not a fraction such as 0.05$"):
+        stats.decide(a, b, 10)
+    with pytest.raises(ValueError, match=r"^samples must be measured values \(25 old, 0 new\)$"):
+        stats.decide(a, [], 0.03)
+
+
+def test_faster_past_the_threshold_but_not_significant_is_ok_not_unclear():
+    old, new = rounds(5.0, spread=0.3, n=8, seed=3), rounds(4.4, spread=0.3, n=8, seed=103)
+    d = stats.decide(old, new, threshold=0.03)
+    assert d.change < -0.03 and d.p_value >= stats.ALPHA
+    assert d.verdict == "ok" and d.ci is not None and d.reason == (
+        f"{d.change:+.1%}, faster but not significant (p={d.p_value:.2g})")
+    a, b = rounds(5.0, seed=1), rounds(4.5, seed=2)
+    p = stats.mann_whitney_p(a, b)
+    assert stats.decide(a, b, 0.03, alpha=p).verdict == "ok"  # p equal to alpha is not significant
+    assert stats.decide(a, b, 0.03, alpha=p * (1 + 1e-9)).verdict == "faster"
+
+
+def test_robust_cv_is_the_scaled_median_absolute_deviation_over_the_median():
+    assert stats.robust_cv([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(1.4826 * 1 / 3)  # the outlier does not count
+    assert stats.robust_cv([1.0, 2.0, 3.0, 5.0]) == pytest.approx(1.4826 * 1.0 / 2.5)
+    assert stats.robust_cv(F32_OLD) == stats.robust_cv(F32_OLD.astype(np.float64))
+
+
+def test_threshold_from_history_takes_the_round_noise_term_only_with_its_multiplier():
+    import warnings
+
+    steady = [10.0, 10.0, 10.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no CV given: nothing to take a median of
+        assert stats.threshold_from_history(steady, floor=0.01, multiplier=2) == 0.01
+    assert stats.threshold_from_history(steady, 0.01, 2, cvs=[0.5, 0.5, 0.5]) == 0.01  # multiplier 0 by default
+    assert stats.threshold_from_history(steady, 0.01, 2, cvs=[0.01, 0.02, 0.03], cv_multiplier=5) == pytest.approx(0.1)
+    assert stats.threshold_from_history([10.0, 10.1, 10.2], 0.01, 2, cvs=[0.001] * 3,
+                                        cv_multiplier=5) == pytest.approx(0.2 / 10.1 * 2)  # the larger term wins

@@ -4,8 +4,10 @@ from users: every failure is one line on stderr with its own status."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import Callable, NoReturn
+from pathlib import Path
+from typing import Any, Callable, NoReturn
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1  # compare: a regression, and nothing else
@@ -13,6 +15,22 @@ EXIT_REFUSED = 2  # refused or unusable input (also argparse's usage errors)
 EXIT_UNCLEAR = 3  # compare: a change past its threshold the samples cannot confirm yet
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 EXIT_INTERNAL = 70  # a bug of ours (sysexits' EX_SOFTWARE)
+
+
+class Unusable(Exception):
+    """An input that cannot be used; the message says why, in one line."""
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or Unusable saying what is wrong with the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise Unusable(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Unusable(f"{path}: not readable ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:
+        raise Unusable(f"{path}: not valid JSON ({exc})") from None
 
 
 def guarded(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

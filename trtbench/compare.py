@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import re
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from trtbench.cli import EXIT_OK, EXIT_REFUSED, EXIT_REGRESSION, EXIT_UNCLEAR, Parser, guarded
-from trtbench.stats import Decision, decide, threshold_from_history
+from trtbench.cli import EXIT_OK, EXIT_REFUSED, EXIT_REGRESSION, EXIT_UNCLEAR, Parser, Unusable, guarded, read_json
+from trtbench.stats import Decision, decide, robust_cv, threshold_from_history
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THRESHOLDS = ROOT / "regression.toml"
@@ -41,7 +40,7 @@ METRICS = {"wall": "wall time per batch", "compute": "GPU compute per batch"}
 SCHEMA = 2  # saved runs carry per-round samples from this schema on
 
 
-class Refused(Exception):
+class Refused(Unusable):
     """The runs must not be compared, or an input is unusable; the message says why in one line."""
 
 
@@ -61,13 +60,9 @@ class Run:
     def load(cls, path: Path) -> "Run":
         path = Path(path)
         try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise Refused(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise Refused(f"{path}: not readable ({exc.__class__.__name__}: {exc})") from None
-        except ValueError as exc:
-            raise Refused(f"{path}: not valid JSON ({exc})") from None
+            doc = read_json(path)
+        except Unusable as exc:
+            raise Refused(str(exc)) from None
         if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list) \
                 or not isinstance(doc.get("machine_info"), dict):
             raise Refused(f"{path}: not a pytest-benchmark run (expected an object with 'benchmarks' and "
@@ -101,6 +96,7 @@ class Settings:
     floor: dict[str, float]  # metric -> the smallest threshold history may give
     alpha: float
     noise_multiplier: float
+    cv_multiplier: float
     history_min_runs: int
     history_window: int
     max_rounds_factor: int
@@ -129,20 +125,23 @@ class Settings:
         decision = doc.get("decision", {})
         try:
             alpha = float(decision.get("alpha", 0.002))
-            multiplier = float(decision.get("noise_multiplier", 2.0))
+            multiplier = float(decision.get("noise_multiplier", 3.0))
+            cv_multiplier = float(decision.get("cv_multiplier", 5.0))
             min_runs = int(decision.get("history_min_runs", 3))
             window = int(decision.get("history_window", 10))
             factor = int(decision.get("max_rounds_factor", 4))
         except (TypeError, ValueError) as exc:
             raise Refused(f"--thresholds {path}: [decision] has a value of the wrong type ({exc})") from None
-        if not (0 < alpha < 1 and multiplier > 0 and min_runs >= 2 and window >= min_runs and factor >= 1):
-            raise Refused(f"--thresholds {path}: [decision] needs 0 < alpha < 1, noise_multiplier > 0, "
-                          "history_min_runs >= 2, history_window >= history_min_runs, max_rounds_factor >= 1")
+        if not (0 < alpha < 1 and multiplier > 0 and cv_multiplier >= 0 and min_runs >= 2 and window >= min_runs
+                and factor >= 1):
+            raise Refused(f"--thresholds {path}: [decision] needs 0 < alpha < 1, noise_multiplier > 0, cv_multiplier "
+                          ">= 0, history_min_runs >= 2, history_window >= history_min_runs, max_rounds_factor >= 1")
         return cls(
             thresholds=thresholds,
             fixed={m: fractions(doc.get("fixed", {}).get(m, {}), f"fixed.{m}") for m in METRICS},
             floor={m: fractions(doc.get("floor", {}), "floor").get(m, 0.01) for m in METRICS},
-            alpha=alpha, noise_multiplier=multiplier, history_min_runs=min_runs, history_window=window,
+            alpha=alpha, noise_multiplier=multiplier, cv_multiplier=cv_multiplier, history_min_runs=min_runs,
+            history_window=window,
             max_rounds_factor=factor,
         )
 
@@ -170,12 +169,13 @@ def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequ
     fixed = _lookup(settings.fixed[metric], test_name)
     if fixed is not None:
         return fixed, "fixed"
-    medians = [median(r.tests[test_name].samples[metric]) for r in history[-settings.history_window:]
+    samples = [r.tests[test_name].samples[metric] for r in history[-settings.history_window:]
                if test_name in r.tests and r.tests[test_name].samples.get(metric)]
-    derived = threshold_from_history(medians, settings.floor[metric], settings.noise_multiplier,
-                                     settings.history_min_runs)
+    derived = threshold_from_history([median(s) for s in samples], settings.floor[metric], settings.noise_multiplier,
+                                     settings.history_min_runs, [robust_cv(s) for s in samples],
+                                     settings.cv_multiplier)
     if derived is not None:
-        return derived, f"history of {len(medians)} runs"
+        return derived, f"history of {len(samples)} runs"
     table = settings.thresholds[metric]
     value = _lookup(table, test_name)
     return (table["default"] if value is None else value), "regression.toml"

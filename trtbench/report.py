@@ -15,12 +15,11 @@ Exit status: 0 written, 2 unusable input (one line on stderr).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from trtbench.cli import EXIT_OK, EXIT_REFUSED, Parser, guarded
+from trtbench.cli import EXIT_OK, EXIT_REFUSED, Parser, Unusable, guarded, read_json
 from trtbench.gpu.approaches import NAMES
 
 MACHINE_FIELDS = ("gpu_name", "compute_capability", "cuda_driver", "cuda_runtime", "tensorrt", "torch",
@@ -29,24 +28,13 @@ SPAN_COLORS = {"upload": "#4c72b0", "compute": "#dd8452", "download": "#55a868",
                "postprocess": "#8172b3"}
 
 
-class Unusable(Exception):
-    """The input cannot make a report; the message says why in one line."""
-
-
 def _order(name: str) -> tuple[int, str]:
     approach = name.split("-")[0]
     return (NAMES.index(approach) if approach in NAMES else len(NAMES), name)
 
 
 def load_run(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise Unusable(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Unusable(f"{path}: not readable ({type(exc).__name__}: {exc})") from None
-    except ValueError as exc:
-        raise Unusable(f"{path}: not valid JSON ({exc})") from None
+    doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise Unusable(f"{path}: not a pytest-benchmark run (expected an object with 'benchmarks')")
     if not load_rows(doc) and not load_sweep(doc):
@@ -165,7 +153,7 @@ def render_story(doc: dict[str, Any], path: Path) -> None:
         ax.set_ylim(0, max(ms) * 1.25)
         ax.set_title(f"{backend}: {doc.get('machine_info', {}).get('model', '?')}, batch {batch}, "
                      f"{doc.get('machine_info', {}).get('gpu_name', '?')}")
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="upper center", fontsize=8)
         names = [r["case"] for r in story]
         if "baseline" in names:
             base = ms[names.index("baseline")]
@@ -234,7 +222,11 @@ def render_sweep(doc: dict[str, Any], path: Path) -> bool:
         for p, x, y in zip(points, xs, ys):
             ax.annotate(f"b{p['batch_size']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("p99 latency per batch, ms (log)")
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
+    ax.set_xlabel("p99 latency per batch, ms (log scale)")
     ax.set_ylabel("images per second")
     ax.set_title(f"latency-throughput: {doc.get('machine_info', {}).get('model', '?')}, "
                  f"{doc.get('machine_info', {}).get('gpu_name', '?')}")

@@ -125,13 +125,14 @@ class Sink:
         self.top5: list[np.ndarray | None] = [None] * len(batch_sizes)
         self.stamps = {name: np.empty(len(batch_sizes)) for name in HOST_STAMPS}
         self.post_thread = [""] * len(batch_sizes)
+        self.enqueue_thread = [""] * len(batch_sizes)
         self.poison()
 
     def poison(self) -> None:
         for arrays in (self.logits, self.classes, self.max_probs):
             for a in arrays:
                 poison_host(a)
-        for i, top5 in enumerate(self.top5):
+        for top5 in self.top5:
             if top5 is not None:
                 poison_host(top5)
         for stamps in self.stamps.values():
@@ -243,7 +244,7 @@ class BatchEvents:
                     for metric, (a, b) in SPANS.items() if metric != "gpu_latency"],
             "host": [{"batch": i, "span": span, "thread": thread, "start_ms": float(host[a][i]),
                       "end_ms": float(host[b][i])} for i in range(len(at["start"]))
-                     for span, (a, b), thread in (("enqueue", ("enqueue_start", "enqueue_end"), "main"),
+                     for span, (a, b), thread in (("enqueue", ("enqueue_start", "enqueue_end"), sink.enqueue_thread[i]),
                                                   ("postprocess", ("post_start", "post_end"), sink.post_thread[i]))],
         }
 
@@ -405,6 +406,7 @@ class Pipeline:
         """The engine's work for batch ``index`` on ``stream``, between the compute events;
         the host time of the call is the enqueue time."""
         self.events.record("compute_start", index, stream)
+        self.sink.enqueue_thread[index] = threading.current_thread().name
         self.sink.stamp("enqueue_start", index)
         launch()
         self.sink.stamp("enqueue_end", index)

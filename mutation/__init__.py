@@ -1,0 +1,1 @@
+"""Mutation testing of the judging modules (not part of the product: see run.py)."""

@@ -1,0 +1,134 @@
+"""A/A calibration: run the same code several times, derive each test's thresholds from
+how far the runs land apart, and check that none of them flags another.
+
+    python -m trtbench.calibrate --runs 5 --out calibrated.toml -- --backend torch
+    python -m trtbench.calibrate --from-runs RUN1.json RUN2.json RUN3.json --out calibrated.toml
+
+Without ``--from-runs`` it runs ``python -m pytest benchmarks --benchmark-autosave`` (plus
+the arguments after ``--``) ``--runs`` times, each in its own process. It writes a TOML
+file of ``[fixed.wall]`` and ``[fixed.compute]`` thresholds per test (noise_multiplier x
+the run-to-run spread, never below the floor; regression.toml's settings), to use with
+``python -m trtbench.compare --thresholds`` or to merge into regression.toml by hand.
+It also compares each run with the others (leave-one-out: thresholds from the others,
+baseline the newest of them): a correct calibration flags nothing.
+
+Exit status: 0 calibrated and no false alarm, 1 a false alarm (the thresholds are too
+tight for this machine), 2 unusable input or a failed run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from trtbench.cli import EXIT_OK, EXIT_REFUSED, EXIT_REGRESSION, Parser, guarded
+from trtbench.compare import (DEFAULT_THRESHOLDS, METRICS, Refused, Run, Settings, case_of, compare, describe,
+                              median, regressions, saved_runs)
+from trtbench.stats import robust_cv, run_spread, threshold_from_history
+
+
+def run_suite(runs: int, pytest_args: list[str], storage: Path) -> list[Path]:
+    """``runs`` runs of the suite, autosaved; the saved files they made."""
+    made: list[Path] = []
+    for k in range(runs):
+        before = set(saved_runs(storage)) if storage.is_dir() else set()
+        command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-autosave", *pytest_args]
+        print(f"calibration run {k + 1} of {runs}: {' '.join(command)}", flush=True)
+        if subprocess.run(command).returncode != 0:
+            raise Refused(f"calibration run {k + 1} failed: a calibration needs green runs of the same code")
+        new = sorted(set(saved_runs(storage)) - before)
+        if len(new) != 1:
+            raise Refused(f"calibration run {k + 1} saved {len(new)} runs in {storage} (expected 1): "
+                          "pass the storage with --storage")
+        made += new
+    return made
+
+
+def thresholds(runs: list[Run], settings: Settings) -> dict[str, dict[str, tuple[float, float, list[float]]]]:
+    """metric -> test -> (threshold, spread, per-run medians), for tests every run measured."""
+    common = set.intersection(*(set(r.tests) for r in runs))
+    out: dict[str, dict[str, tuple[float, float, list[float]]]] = {m: {} for m in METRICS}
+    for metric in METRICS:
+        for name in sorted(common):
+            samples = [r.tests[name].samples[metric] for r in runs if r.tests[name].samples.get(metric)]
+            medians = [median(s) for s in samples]
+            value = threshold_from_history(medians, settings.floor[metric], settings.noise_multiplier,
+                                           settings.history_min_runs, [robust_cv(s) for s in samples],
+                                           settings.cv_multiplier)
+            if value is not None:
+                out[metric][name] = (value, run_spread(medians), medians)
+    return out
+
+
+def render_toml(table: dict[str, dict[str, tuple[float, float, list[float]]]], runs: list[Run]) -> str:
+    lines = [f"# A/A calibration over {len(runs)} runs of the same code on {runs[0].machine.get('gpu_name')} "
+             f"(TensorRT {runs[0].machine.get('tensorrt')}, model {runs[0].machine.get('model')}):",
+             "# threshold = noise_multiplier x (max - min) / median of the per-run medians, or cv_multiplier x the",
+             "# median robust per-round CV, whichever is larger, never below the floor.",
+             "# Use with `python -m trtbench.compare --thresholds FILE`, or merge into regression.toml."]
+    for metric, tests in table.items():
+        lines += ["", f"[fixed.{metric}]"]
+        for name, (value, spread, medians) in tests.items():
+            lines.append(f'"{case_of(name)}" = {value:.4f}  # spread {spread:.2%}; medians '
+                         + ", ".join(f"{v:.3f}" for v in medians) + " ms")
+    return "\n".join(lines) + "\n"
+
+
+def leave_one_out(runs: list[Run], settings: Settings) -> list[str]:
+    """Each run against the others (thresholds from them, baseline the newest of them): the false alarms."""
+    alarms = []
+    for k, run in enumerate(runs):
+        others = runs[:k] + runs[k + 1:]
+        rows = compare(others[-1], run, settings, others)
+        alarms += [f"{run.path.name}: {describe(r)}" for r in regressions(rows)]
+        print(f"A/A: {run.path.name} against the other {len(others)}: {len(rows)} decisions, "
+              f"{len(regressions(rows))} flagged")
+    return alarms
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    pytest_args = args_in[args_in.index("--") + 1:] if "--" in args_in else []
+    own = args_in[:args_in.index("--")] if "--" in args_in else args_in
+    parser = Parser(prog="python -m trtbench.calibrate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of the suite to make (default 3, at least 3)")
+    parser.add_argument("--from-runs", nargs="+", type=Path, default=None, metavar="JSON",
+                        help="calibrate from these saved runs instead of running the suite")
+    parser.add_argument("--storage", type=Path, default=None,
+                        help="where the runs are saved (default: .benchmarks, searched recursively)")
+    parser.add_argument("--out", type=Path, default=Path("calibrated.toml"), help="TOML to write (default calibrated.toml)")
+    parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="settings (default regression.toml)")
+    args = parser.parse_args(own)
+    try:
+        settings = Settings.load(args.thresholds)
+        count = len(args.from_runs) if args.from_runs else args.runs
+        if count < settings.history_min_runs:
+            given = f"--from-runs: {count} run(s) given" if args.from_runs else f"--runs {count}"
+            raise Refused(f"{given}; a calibration needs at least {settings.history_min_runs} runs")
+        paths = args.from_runs or run_suite(args.runs, pytest_args, args.storage or Path(".benchmarks"))
+        runs = [Run.load(p) for p in paths]
+        if any(not r.tests for r in runs):
+            raise Refused("a run measured nothing: nothing to calibrate")
+        table = thresholds(runs, settings)
+        args.out.write_text(render_toml(table, runs))
+    except Refused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except OSError as exc:
+        print(f"error: --out {args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+        return EXIT_REFUSED
+    for metric, tests in table.items():
+        for name, (value, spread, _) in tests.items():
+            print(f"{name} {metric}: spread {spread:.2%} -> threshold {value:.2%}")
+    print(f"wrote {args.out}")
+    alarms = leave_one_out(runs, settings)
+    if alarms:
+        print(f"{len(alarms)} false alarm(s) between runs of the same code: " + "; ".join(alarms))
+        return EXIT_REGRESSION
+    print("no false alarm between runs of the same code")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(guarded(main))
