@@ -13,16 +13,18 @@ from pathlib import Path
 import pytest
 
 from fixtures.bench import REMEASURE_KEY, RESULTS_KEY, SELECTED_KEY, machine_details
+from fixtures.options import Options
 from trtbench.compare import (METRICS, Refused, Run, Settings, MeasuredTest, compare, describe, format_table,
-                              load_history, regressions, saved_runs, unclear)
+                              load_history, regressions, same_identity, saved_runs, unclear)
+from trtbench.model import weights_identity
 
 
 def _storage(config: pytest.Config) -> Path:
     return Path(str(config.getoption("benchmark_storage")).removeprefix("file://"))
 
 
-def _this_run(results: dict, model: str) -> Run:  # type: ignore[type-arg]
-    return Run(Path("this run"), machine_details(model),
+def _this_run(results: dict, options: Options) -> Run:  # type: ignore[type-arg]
+    return Run(Path("this run"), machine_details(options.model, weights_identity(options.weights)),
                {name: MeasuredTest(info["batch_size"], {m: info["samples"][m] for m in METRICS})
                 for name, info in results.items()})
 
@@ -35,9 +37,8 @@ def test_no_regression(request, options):  # type: ignore[no-untyped-def]
     if not results:
         pytest.fail("--regression-baseline: no benchmark was timed in this session (all skipped, deselected or "
                     "--benchmark-disable): nothing to compare", pytrace=False)
-    new = _this_run(results, options.model)
-    history = [r for r in load_history(saved_runs(_storage(config)))
-               if all(r.machine.get(f) == new.machine.get(f) for f in ("gpu_name", "tensorrt", "model"))]
+    new = _this_run(results, options)
+    history = [r for r in load_history(saved_runs(_storage(config))) if same_identity(r, new)]
     if options.regression_baseline == "latest":
         if not history:
             print(f"no saved run of {options.model} on this GPU in {_storage(config)}: nothing to compare, passing "
@@ -57,7 +58,7 @@ def test_no_regression(request, options):  # type: ignore[no-untyped-def]
                 more = config.stash[REMEASURE_KEY][name](min(options.rounds, cap - len(samples["wall"])))
                 for metric, values in more.items():
                     samples[metric].extend(values)  # kept in the saved run
-                rows = compare(old, _this_run(results, options.model), settings, history, deselected)
+                rows = compare(old, _this_run(results, options), settings, history, deselected)
     except Refused as exc:
         pytest.fail(f"--regression-baseline {options.regression_baseline}: {exc}", pytrace=False)
     print(f"baseline: {old.path}\n" + format_table(rows))

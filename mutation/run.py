@@ -105,7 +105,7 @@ def run_mutmut(max_children: int) -> int:
     MUTANTS.mkdir()
     # `mutmut run` as its console script does it, with this interpreter
     code = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; cli()"
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONHASHSEED="0")  # the same test order, so the same time, each run
     with open(LOG, "w") as log:
         done = subprocess.run([sys.executable, "-c", code, "run", "--max-children", str(max_children)],
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -436,6 +436,8 @@ def test_allow_missing_may_be_given_several_times(tmp_path):
     new = saved_run(tmp_path / "0002_b.json", {k: v for k, v in MS.items() if k not in ("overlap", "fp16")}, seed=1)
     assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]") == 2
     assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]", "--allow-missing", "*-fp16]") == 0
+    assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]",
+                    "--allow-missing", "test_approach[torch-fp16]") == 0  # exact names, each kept
 
 
 def test_only_history_of_the_same_gpu_and_never_the_new_run_sets_thresholds():
@@ -449,6 +451,19 @@ def test_only_history_of_the_same_gpu_and_never_the_new_run_sets_thresholds():
     rows = cmp.compare(old, new, cmp.Settings.load(), history=same + [new])
     assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "history of 3 runs"),
                                                               ("compute", "regression.toml")]  # no compute history
+
+
+def test_thresholds_come_only_from_runs_of_the_same_weights_but_other_weights_still_compare():
+    name = "test_approach[torch-fp16]"
+    seeded = dict(H100, weights="seeded:0:calibration-v2")
+    old, new = (dataclasses.replace(run_of(f, {name: SAMPLES}), machine=seeded) for f in ("old.json", "new.json"))
+    tuned = [dataclasses.replace(r, machine=dict(seeded, weights="sha256:0123456789abcdef")) for r in history_runs(3, name)]
+    rows = cmp.compare(old, new, cmp.Settings.load(), history=tuned)
+    assert [r.threshold_source for r in rows] == ["regression.toml", "regression.toml"]
+    same = [dataclasses.replace(r, machine=seeded) for r in history_runs(3, name)]
+    assert cmp.compare(old, new, cmp.Settings.load(), history=same)[0].threshold_source == "history of 3 runs"
+    other = dataclasses.replace(new, machine=dict(seeded, weights="sha256:0123456789abcdef"))
+    assert [r.verdict for r in cmp.compare(old, other, cmp.Settings.load())] == ["ok", "ok"]  # not refused
 
 
 def test_a_metric_one_run_lacks_is_left_out_and_the_others_are_compared():
@@ -635,11 +650,3 @@ def test_every_flagged_test_is_listed_with_its_count(tmp_path, capsys):
                                   [cmp.Run.load(noisy_old)]))
     assert len(bad) >= 2 and tail == (f"{len(bad)} can't tell: rerun with more --rounds: "
                                       + "; ".join(cmp.describe(r) for r in bad) + "\n")
-
-
-def test_allow_missing_takes_several_exact_names(tmp_path, capsys):
-    old = saved_run(tmp_path / "0001_a.json")
-    new = saved_run(tmp_path / "0002_b.json", {k: v for k, v in MS.items() if k not in ("overlap", "fp16")}, seed=1)
-    assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]") == 2  # fp16 still missing
-    assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]",
-                    "--allow-missing", "test_approach[torch-fp16]") == 0

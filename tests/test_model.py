@@ -162,3 +162,14 @@ def test_real_weights_load(spec, net, tmp_path):
     torch.save(net.state_dict(), path)
     again = m.build_model(spec, path)
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+
+
+def test_weights_identity_names_the_seeded_recipe_or_the_files_content(tmp_path):
+    seeded = m.weights_identity(None)
+    assert seeded == f"seeded:{m.WEIGHTS_SEED}:calibration-v{m.CALIBRATION_VERSION}"
+    a, b, c = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
+    a.write_bytes(b"one state dict")
+    c.write_bytes(b"one state dict")
+    b.write_bytes(b"another state dict")
+    assert m.weights_identity(a) == m.weights_identity(c) != m.weights_identity(b)  # by content, not by name
+    assert m.weights_identity(a).startswith("sha256:") and len(m.weights_identity(a)) == len("sha256:") + 16

@@ -495,3 +495,20 @@ def pytest_addoption(parser):
     result = pytester.runpytest_inprocess("-p", "fixtures.options", "--help")
     text = " ".join(result.stdout.str().split())
     assert "(default 0.05) --extra-knob=EXTRA_KNOB a plugin's own knob" in text  # in the same group, right after ours
+
+
+def test_saved_runs_record_the_model_and_its_weights(tmp_path):
+    import types
+
+    from fixtures.bench import machine_details, pytest_benchmark_update_machine_info
+    from trtbench.model import weights_identity
+
+    details = machine_details("resnet50", "sha256:0123456789abcdef")
+    assert (details["model"], details["weights"]) == ("resnet50", "sha256:0123456789abcdef")
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"state dict")
+    for given in (None, weights):
+        info: dict = {}
+        config = types.SimpleNamespace(stash={OPTIONS_KEY: types.SimpleNamespace(model="resnet34", weights=given)})
+        pytest_benchmark_update_machine_info(config, info)
+        assert (info["model"], info["weights"]) == ("resnet34", weights_identity(given))

@@ -111,6 +111,14 @@ def _classifier_layer(model: Any) -> Any:
     return linears[-1] if linears else None
 
 
+def weights_identity(weights: Path | None) -> str:
+    """What a saved run records of its weights: runs of other weights (kernels can time
+    differently on other values) never set each other's thresholds."""
+    if weights is not None:
+        return f"sha256:{file_sha256(weights)[:16]}"
+    return f"seeded:{WEIGHTS_SEED}:calibration-v{CALIBRATION_VERSION}"
+
+
 def build_model(spec: ModelSpec, weights: Path | None = None, cache_dir: Path | None = None) -> Any:
     """The model in eval mode on the CPU: ``weights`` (a state dict), else seeded weights
     calibrated on seeded images (cached in ``cache_dir``: calibration takes seconds)."""
