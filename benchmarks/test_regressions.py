@@ -14,7 +14,7 @@ import pytest
 
 from fixtures.bench import REMEASURE_KEY, RESULTS_KEY, SELECTED_KEY, machine_details
 from fixtures.options import Options
-from trtbench.compare import (METRICS, Refused, Run, Settings, MeasuredTest, compare, describe, format_table,
+from trtbench.compare import (LOADED, Refused, Run, Settings, MeasuredTest, compare, describe, format_table,
                               load_history, regressions, same_identity, saved_runs, unclear)
 from trtbench.model import weights_identity
 
@@ -25,7 +25,7 @@ def _storage(config: pytest.Config) -> Path:
 
 def _this_run(results: dict, options: Options) -> Run:  # type: ignore[type-arg]
     return Run(Path("this run"), machine_details(options.model, weights_identity(options.weights)),
-               {name: MeasuredTest(info["batch_size"], {m: info["samples"][m] for m in METRICS})
+               {name: MeasuredTest(info["batch_size"], {m: info["samples"][m] for m in LOADED if m in info["samples"]})
                 for name, info in results.items()})
 
 

@@ -8,27 +8,27 @@ from trtbench.cli import guarded
 
 
 def test_calibration_writes_thresholds_from_the_spread_and_finds_no_false_alarm(tmp_path, capsys):
-    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 6)]
     out = tmp_path / "calibrated.toml"
     assert guarded(calibrate.main, ["--from-runs", *map(str, runs), "--out", str(out)]) == 0
     table = tomllib.loads(out.read_text())["fixed"]
     assert set(table) == {"wall", "compute"} and "fp16" in table["wall"] and "uint8_input" in table["compute"]
     assert all(v >= 0.03 for v in table["wall"].values()) and all(v >= 0.01 for v in table["compute"].values())
     text = capsys.readouterr().out
-    assert "no false alarm between runs of the same code" in text and text.count("A/A: ") == 4
+    assert "no false alarm between runs of the same code" in text and text.count("A/A: ") == 5
 
 
 def test_calibration_reports_a_false_alarm_with_exit_1(tmp_path, capsys):
-    """Three quiet runs and one whose fp16 is 20% slower: the spread cannot hide it from a leave-one-out check."""
-    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 4)]
+    """Four quiet runs and one whose fp16 is 20% slower: the spread cannot hide it from a leave-one-out check."""
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
     from tests.test_compare_report import MS
 
-    runs.append(saved_run(tmp_path / "0004_slow.json", dict(MS, fp16=MS["fp16"] * 1.2), seed=4))
+    runs.append(saved_run(tmp_path / "0005_slow.json", dict(MS, fp16=MS["fp16"] * 1.2), seed=4))
     code = guarded(calibrate.main, ["--from-runs", *map(str, runs), "--out", str(tmp_path / "c.toml")])
     assert code == 1 and "false alarm(s)" in capsys.readouterr().out
 
 
-def test_calibration_needs_three_runs(tmp_path, capsys):
-    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 3)]
+def test_calibration_needs_one_run_more_than_a_history(tmp_path, capsys):
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
     assert guarded(calibrate.main, ["--from-runs", *map(str, runs)]) == 2
-    assert "--from-runs: 2 run(s) given; a calibration needs at least 3 runs" in capsys.readouterr().err
+    assert "--from-runs: 4 run(s) given; a calibration needs at least 5 runs" in capsys.readouterr().err

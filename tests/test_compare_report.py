@@ -444,12 +444,12 @@ def test_only_history_of_the_same_gpu_and_never_the_new_run_sets_thresholds():
     name = "test_approach[torch-fp16]"
     old = run_of("old.json", {name: SAMPLES})
     new = run_of("new.json", {name: SAMPLES})
-    other_gpu = [dataclasses.replace(r, machine=dict(H100, gpu_name="NVIDIA A100")) for r in history_runs(3, name)]
+    other_gpu = [dataclasses.replace(r, machine=dict(H100, gpu_name="NVIDIA A100")) for r in history_runs(4, name)]
     rows = cmp.compare(old, new, cmp.Settings.load(), history=other_gpu + [old, new])
     assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "regression.toml"), ("compute", "regression.toml")]
-    same = [dataclasses.replace(r, machine=dict(H100)) for r in history_runs(3, name)]
+    same = [dataclasses.replace(r, machine=dict(H100)) for r in history_runs(4, name)]
     rows = cmp.compare(old, new, cmp.Settings.load(), history=same + [new])
-    assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "history of 3 runs"),
+    assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "history of 4 runs"),
                                                               ("compute", "regression.toml")]  # no compute history
 
 
@@ -457,13 +457,54 @@ def test_thresholds_come_only_from_runs_of_the_same_weights_but_other_weights_st
     name = "test_approach[torch-fp16]"
     seeded = dict(H100, weights="seeded:0:calibration-v2")
     old, new = (dataclasses.replace(run_of(f, {name: SAMPLES}), machine=seeded) for f in ("old.json", "new.json"))
-    tuned = [dataclasses.replace(r, machine=dict(seeded, weights="sha256:0123456789abcdef")) for r in history_runs(3, name)]
+    tuned = [dataclasses.replace(r, machine=dict(seeded, weights="sha256:0123456789abcdef")) for r in history_runs(4, name)]
     rows = cmp.compare(old, new, cmp.Settings.load(), history=tuned)
     assert [r.threshold_source for r in rows] == ["regression.toml", "regression.toml"]
-    same = [dataclasses.replace(r, machine=seeded) for r in history_runs(3, name)]
-    assert cmp.compare(old, new, cmp.Settings.load(), history=same)[0].threshold_source == "history of 3 runs"
+    same = [dataclasses.replace(r, machine=seeded) for r in history_runs(4, name)]
+    assert cmp.compare(old, new, cmp.Settings.load(), history=same)[0].threshold_source == "history of 4 runs"
     other = dataclasses.replace(new, machine=dict(seeded, weights="sha256:0123456789abcdef"))
     assert [r.verdict for r in cmp.compare(old, other, cmp.Settings.load())] == ["ok", "ok"]  # not refused
+
+
+def steady(median, n=25, seed=0):
+    return list(median * (1 + 0.002 * np.random.default_rng(seed).standard_normal(n)))
+
+
+def test_an_enqueue_bound_tests_gpu_time_is_judged_with_the_wall_threshold(tmp_path):
+    """trtexec's rule: enqueue > 0.8 x GPU compute means the GPU waits for the host."""
+    name = "test_approach[torch-baseline]"  # fallback thresholds: wall 25%, compute 5%
+    settings = cmp.Settings.load()
+
+    def run(file, compute, enqueue, seed):
+        return run_of(file, {name: {"wall": steady(10.0, seed=seed), "compute": steady(compute, seed=seed + 1),
+                                    "enqueue": steady(enqueue, seed=seed + 2)}})
+
+    def judged(old_enqueue, new_enqueue):
+        rows = cmp.compare(run("old.json", 2.0, old_enqueue, 0), run("new.json", 2.2, new_enqueue, 3), settings)
+        return {r.metric: (r.verdict, r.decision.threshold, r.threshold_source) for r in rows}
+
+    assert judged(1.0, 1.0)["compute"] == ("REGRESSION", 0.05, "regression.toml")  # GPU-bound: +10% > 5%
+    bound = judged(1.0, 2.0)  # the new run's host enqueue (2.0) > 0.8 x its GPU time (2.2)
+    assert bound["compute"] == ("ok", 0.25, "wall's, enqueue-bound; regression.toml")
+    assert judged(1.9, 1.0)["compute"][2].startswith("wall's")  # the old run's (1.9 > 1.6) counts too
+    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"compute": [2.0] * 3, "enqueue": [1.6] * 3})) is False  # 0.8 x
+    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"compute": [2.0] * 3, "enqueue": [1.61] * 3})) is True
+    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"compute": [2.0, 2.0, 30], "enqueue": [0.1, 1.7, 1.8]})) is True  # medians
+    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"compute": [2.0]})) is False  # no enqueue samples
+    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"enqueue": [2.0]})) is False
+    # a wall threshold below the compute one never lowers it
+    low_wall = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS.replace("default = 0.10", "default = 0.02")))
+    rows = cmp.compare(run("old.json", 2.0, 1.0, 0), run("new.json", 2.2, 2.0, 3), low_wall)
+    assert [(r.metric, r.decision.threshold, r.threshold_source) for r in rows] == [
+        ("wall", 0.02, "regression.toml"), ("compute", 0.05, "regression.toml")]
+
+
+def test_saved_runs_keep_their_enqueue_samples(tmp_path):
+    path = saved_run(tmp_path / "0001_a.json", {"fp16": 6.0})
+    doc = json.loads(path.read_text())
+    doc["benchmarks"][0]["extra_info"]["samples"]["enqueue"] = [1.5] * 25
+    path.write_text(json.dumps(doc))
+    assert cmp.Run.load(path).tests["test_approach[torch-fp16]"].samples["enqueue"] == [1.5] * 25
 
 
 def test_a_metric_one_run_lacks_is_left_out_and_the_others_are_compared():

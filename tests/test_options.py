@@ -322,7 +322,7 @@ def test_in_run_check_flags_a_regression_and_keeps_deselected_and_unmeasured_apa
     folder = storage / storage_tag(machine_details()) / "Linux"
     folder.mkdir(parents=True)
     saved_run(folder / "0001_base.json", {"fp16": 6.0, "overlap": 5.0}, gpu=machine_details()["gpu_name"])
-    result = check({"test_approach[torch-fp16]": 6.9, "test_approach[torch-overlap]": 5.0},
+    result = check({"test_approach[torch-fp16]": 8.0, "test_approach[torch-overlap]": 5.0},
                    "--regression-baseline", "latest")
     result.assert_outcomes(failed=1)
     assert "regressed: test_approach[torch-fp16] wall time per batch" in result.stdout.str()

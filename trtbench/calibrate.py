@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     pytest_args = args_in[args_in.index("--") + 1:] if "--" in args_in else []
     own = args_in[:args_in.index("--")] if "--" in args_in else args_in
     parser = Parser(prog="python -m trtbench.calibrate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs of the suite to make (default 3, at least 3)")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="runs of the suite to make (default 5; at least history_min_runs + 1, so that each run "
+                             "left out still has a history)")
     parser.add_argument("--from-runs", nargs="+", type=Path, default=None, metavar="JSON",
                         help="calibrate from these saved runs instead of running the suite")
     parser.add_argument("--storage", type=Path, default=None,
@@ -103,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.load(args.thresholds)
         count = len(args.from_runs) if args.from_runs else args.runs
-        if count < settings.history_min_runs:
+        needed = settings.history_min_runs + 1  # each run left out is judged on a history of the others
+        if count < needed:
             given = f"--from-runs: {count} run(s) given" if args.from_runs else f"--runs {count}"
-            raise Refused(f"{given}; a calibration needs at least {settings.history_min_runs} runs")
+            raise Refused(f"{given}; a calibration needs at least {needed} runs")
         paths = args.from_runs or run_suite(args.runs, pytest_args, args.storage or Path(".benchmarks"))
         runs = [Run.load(p) for p in paths]
         if any(not r.tests for r in runs):

@@ -40,6 +40,10 @@ IDENTITY = ("gpu_name", "tensorrt", "model")  # a run is comparable only with ru
 # 1.2% longer on other weight values, which widened the history's spread
 THRESHOLD_IDENTITY = IDENTITY + ("weights",)
 METRICS = {"wall": "wall time per batch", "compute": "GPU compute per batch"}
+LOADED = (*METRICS, "enqueue")  # host enqueue time: tells an enqueue-bound test (below)
+# trtexec's rule (samples/common/sampleReporting.cpp): enqueue time above 0.8 x GPU compute
+# time means the GPU waits for the host, so "GPU compute" then times the host's launches
+ENQUEUE_BOUND = 0.8
 SCHEMA = 2  # saved runs carry per-round samples from this schema on
 
 
@@ -80,7 +84,7 @@ class Run:
             if not isinstance(extra, dict) or not isinstance(extra.get("samples"), dict):
                 continue  # not one of ours (or not measured)
             try:
-                samples = {m: [float(v) for v in extra["samples"][m]] for m in METRICS if m in extra["samples"]}
+                samples = {m: [float(v) for v in extra["samples"][m]] for m in LOADED if m in extra["samples"]}
                 tests[str(bench["name"])] = MeasuredTest(int(extra["batch_size"]), samples)
             except (KeyError, TypeError, ValueError) as exc:
                 raise Refused(f"{path}: benchmark {bench.get('name')!r} has malformed samples "
@@ -233,8 +237,18 @@ def compare(old: Run, new: Run, settings: Settings, history: Sequence[Run] = (),
             if not a or not b:
                 continue
             threshold, source = threshold_for(name, metric, settings, comparable)
+            if metric == "compute" and (enqueue_bound(old.tests[name]) or enqueue_bound(new.tests[name])):
+                wall, wall_source = threshold_for(name, "wall", settings, comparable)
+                if wall > threshold:  # its GPU time follows the host: judged with the host's noise
+                    threshold, source = wall, f"wall's, enqueue-bound; {wall_source}"
             rows.append(Row(name, metric, decide(a, b, threshold, settings.alpha), source))
     return rows
+
+
+def enqueue_bound(test: MeasuredTest) -> bool:
+    """trtexec's warning: the host's enqueue takes more than 0.8 x the GPU compute time."""
+    enqueue, compute = test.samples.get("enqueue"), test.samples.get("compute")
+    return bool(enqueue and compute) and median(enqueue) > ENQUEUE_BOUND * median(compute)
 
 
 def same_identity(a: Run, b: Run, fields: Sequence[str] = IDENTITY) -> bool:
