@@ -497,6 +497,9 @@ def test_an_enqueue_bound_tests_gpu_time_is_judged_with_the_wall_threshold(tmp_p
     rows = cmp.compare(run("old.json", 2.0, 1.0, 0), run("new.json", 2.2, 2.0, 3), low_wall)
     assert [(r.metric, r.decision.threshold, r.threshold_source) for r in rows] == [
         ("wall", 0.02, "regression.toml"), ("compute", 0.05, "regression.toml")]
+    equal = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS.replace("default = 0.10", "default = 0.05")))
+    rows = cmp.compare(run("old.json", 2.0, 1.0, 0), run("new.json", 2.2, 2.0, 3), equal)
+    assert rows[1].threshold_source == "regression.toml"  # an equal wall threshold changes nothing
 
 
 def test_saved_runs_keep_their_enqueue_samples(tmp_path):
