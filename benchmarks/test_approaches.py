@@ -71,8 +71,8 @@ def test_approach(case, approach, kwargs, backend, options, engines, make_worklo
         extra["contexts"] = options.contexts
     benchmark.group = f"{options.model} {backend} batch {workload.max_batch}"
     info = run_benchmark(benchmark, lambda: cls.open(engine, workload, **extra), options, case, backend, request.config)
-    if cls.name in ("cuda_graph", "gpu_postprocess", "uint8_input") and backend == "torch":
-        # the point of the approach: it must really replay graphs, not fall back silently
+    if cls.name in ("cuda_graph", "gpu_postprocess", "uint8_input"):
+        # the point of the approach, on every backend: it must really replay graphs, not fall back silently
         assert info["graph_fallback_reason"] is None, info["graph_fallback_reason"]
         assert info["enqueue_launches"] == 0 and info["graph_launches"] > 0, info
 

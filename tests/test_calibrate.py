@@ -32,3 +32,22 @@ def test_calibration_needs_one_run_more_than_a_history(tmp_path, capsys):
     runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
     assert guarded(calibrate.main, ["--from-runs", *map(str, runs)]) == 2
     assert "--from-runs: 4 run(s) given; a calibration needs at least 5 runs" in capsys.readouterr().err
+
+
+def test_runs_of_another_gpu_or_other_tests_are_refused_before_anything_is_written(tmp_path, capsys):
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
+    out = tmp_path / "c.toml"
+    other_gpu = saved_run(tmp_path / "0005_a100.json", seed=5, gpu="NVIDIA A100")
+    assert guarded(calibrate.main, ["--from-runs", *map(str, runs + [other_gpu]), "--out", str(out)]) == 2
+    assert "refusing to compare: gpu_name differs" in capsys.readouterr().err and not out.exists()
+    from tests.test_compare_report import MS
+
+    fewer = saved_run(tmp_path / "0006_fewer.json", {k: v for k, v in MS.items() if k != "fp16"}, seed=6)
+    assert guarded(calibrate.main, ["--from-runs", *map(str, runs + [fewer]), "--out", str(out)]) == 2
+    assert "measured different tests" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_run_given_twice_is_refused(tmp_path, capsys):
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
+    assert guarded(calibrate.main, ["--from-runs", *map(str, runs + [runs[0]])]) == 2
+    assert "a run is given twice" in capsys.readouterr().err

@@ -19,7 +19,8 @@ MS = {c: 30.0 / (i + 1) for i, c in enumerate(CASES)}
 
 
 def samples(median, spread, n, seed):
-    return list(median * (1 + spread * np.random.default_rng(seed).standard_normal(n)))
+    """n noisy per-round times around median; never below 1% of it (a time is positive)."""
+    return list(np.maximum(median * (1 + spread * np.random.default_rng(seed).standard_normal(n)), median * 0.01))
 
 
 def saved_run(path, ms=None, *, gpu="NVIDIA H100 80GB HBM3", trt="absent", model="resnet18", batch=128, seed=0,
@@ -157,6 +158,60 @@ def test_a_run_that_measured_nothing_is_refused(tmp_path, capsys):
     assert "measured nothing" in capsys.readouterr().err
 
 
+def with_samples(path, metric, values):
+    """``path`` with every benchmark's ``metric`` samples replaced by ``values``."""
+    doc = json.loads(path.read_text())
+    for bench in doc["benchmarks"]:
+        bench["extra_info"]["samples"][metric] = values
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("values,shown", [
+    ([1.0, float("inf")], "inf is not a time"), ([1.0, float("nan")], "nan is not a time"),
+    ([1.0, 0.0], "0.0 is not a time"), ([1.0, -2.0], "-2.0 is not a time"), ([1.0, True], "True is not a time"),
+    ("12345", "expected a list of per-round times, got str"), ({"a": 1.0}, "got dict"),
+])
+def test_samples_that_are_not_times_are_refused(tmp_path, capsys, values, shown):
+    new = with_samples(saved_run(tmp_path / "0002_b.json", seed=1), "wall", values)
+    assert run_main(saved_run(tmp_path / "0001_a.json"), new) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {new}: benchmark ") and shown in err and err.count("\n") == 1
+
+
+def test_empty_samples_are_not_measurements(tmp_path, capsys):
+    old = saved_run(tmp_path / "0001_a.json")
+    new = with_samples(with_samples(saved_run(tmp_path / "0002_b.json", seed=1), "wall", []), "compute", [])
+    assert run_main(old, new) == 2  # every test unmeasured: a run that measured nothing
+    assert "measured nothing" in capsys.readouterr().err
+    only_wall = with_samples(saved_run(tmp_path / "0003_c.json", seed=2), "compute", [])
+    assert [r.metric for r in cmp.compare(cmp.Run.load(old), cmp.Run.load(only_wall), cmp.Settings.load())][:1] == ["wall"]
+    enqueue_only = with_samples(with_samples(saved_run(tmp_path / "0004_d.json", seed=3), "wall", []), "compute", [])
+    with_samples(enqueue_only, "enqueue", [1.0] * 25)
+    assert cmp.Run.load(enqueue_only).tests == {}  # host enqueue alone is not a measured test
+
+
+def test_runs_with_no_metric_in_common_are_refused(tmp_path):
+    old = run_of("old.json", {"t": {"wall": [1.0] * 10}})
+    new = run_of("new.json", {"t": {"compute": [1.0] * 10}})
+    with pytest.raises(cmp.Refused, match="^old.json and new.json measured no metric of any test in common"):
+        cmp.compare(old, new, cmp.Settings.load())
+
+
+def test_a_history_too_far_apart_for_a_threshold_is_refused_naming_the_test(tmp_path, capsys):
+    name = "test_approach[torch-fp16]"
+    outlier = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 20.0, 1.0))]
+    with pytest.raises(cmp.Refused, match=r"^test_approach\[torch-fp16\] wall: the history's medians \(1.000, "
+                                          r"1.000, 20.000, 1.000 ms\) spread too far"):
+        cmp.threshold_for(name, "wall", cmp.Settings.load(), outlier)
+
+
+def test_saved_runs_are_numbered_files_and_others_are_left_out(tmp_path):
+    for name in ("0002_b.json", "0010_c.json", "0001_a.json", "0002abc_x.json", "notes.json", "12_short.json"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in cmp.saved_runs(tmp_path)] == ["0001_a.json", "0002_b.json", "0010_c.json"]
+
+
 def test_a_test_the_old_run_measured_and_the_new_one_lacks_is_not_a_pass(tmp_path, capsys):
     old = saved_run(tmp_path / "0001_a.json")
     new = saved_run(tmp_path / "0002_b.json", {k: v for k, v in MS.items() if k != "overlap"}, seed=1)
@@ -282,7 +337,7 @@ def test_report_refuses_unusable_input_in_one_line(tmp_path, capsys, content, ex
 def test_report_out_must_be_a_folder(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert report.main([str(saved_run(tmp_path / "a.json")), "--out", str(blocker)]) == 2
+    assert guarded(report.main, [str(saved_run(tmp_path / "a.json")), "--out", str(blocker)]) == 2
     assert "--out" in capsys.readouterr().err
 
 
@@ -335,8 +390,14 @@ def test_decision_values_out_of_bounds_are_refused(tmp_path, decision):
 
 
 @pytest.mark.parametrize("text,expected", [
-    (FULL_THRESHOLDS + '[decision]\nalpha = "x"\n',
-     "[decision] has a value of the wrong type (could not convert string to float: 'x')"),
+    (FULL_THRESHOLDS + '[decision]\nalpha = "x"\n', "decision.alpha = 'x' is not a number"),
+    (FULL_THRESHOLDS + '[decision]\nalpha = "0.01"\n', "decision.alpha = '0.01' is not a number"),
+    (FULL_THRESHOLDS + "[decision]\nnoise_multiplier = true\n", "decision.noise_multiplier = True is not a number"),
+    (FULL_THRESHOLDS + "[decision]\nhistory_min_runs = 2.9\n", "decision.history_min_runs = 2.9 is not an integer"),
+    ("decision = 5\n" + FULL_THRESHOLDS, "decision = 5 must be a table ([decision])"),  # top-level keys come first
+    ("thresholds = 1\n", "thresholds = 1 must be a table ([thresholds])"),
+    ("fixed = 5\n" + FULL_THRESHOLDS, "fixed = 5 must be a table ([fixed])"),  # top-level keys come first
+    ("floor = 5\n" + FULL_THRESHOLDS, "floor = 5 must be a table ([floor])"),  # top-level keys come first
     ("[thresholds.wall]\ndefault = true\n", "thresholds.wall.default = True is not a fraction such as 0.10"),
     ("[thresholds.wall]\ndefault = 0\n", "thresholds.wall.default = 0 is not a fraction such as 0.10"),
     ("[thresholds.wall]\ndefault = 10\n", "thresholds.wall.default = 10 is not a fraction such as 0.10"),
@@ -526,13 +587,6 @@ def test_the_settings_alpha_decides_significance(tmp_path):
     assert [r.verdict for r in cmp.compare(old, new, lax)] == ["REGRESSION"]
 
 
-def test_median_of_odd_and_even_counts():
-    assert cmp.median([3.0, 1.0, 2.0]) == 2.0
-    assert cmp.median([20.0, 1.0, 10.0, 2.0]) == 6.0
-    assert cmp.median([4.0, 1.0, 3.0, 2.0, 7.0, 8.0]) == 3.5
-    assert cmp.median([5.0]) == 5.0
-
-
 def table_rows():
     from trtbench.stats import Decision
 
@@ -616,7 +670,7 @@ def test_foreign_benchmarks_are_skipped_and_ours_loaded(tmp_path):
     with pytest.raises(cmp.Refused) as info:
         cmp.Run.load(path)
     assert str(info.value) == (f"{path}: benchmark 'test_approach[torch-fp16]' has malformed samples (ValueError: "
-                               "could not convert string to float: 'x')")
+                               "'x' is not a time (a finite number above zero))")
 
 
 def test_help_names_the_command_its_options_and_exit_statuses(capsys, monkeypatch):
@@ -694,3 +748,23 @@ def test_every_flagged_test_is_listed_with_its_count(tmp_path, capsys):
                                   [cmp.Run.load(noisy_old)]))
     assert len(bad) >= 2 and tail == (f"{len(bad)} can't tell: rerun with more --rounds: "
                                       + "; ".join(cmp.describe(r) for r in bad) + "\n")
+
+
+@pytest.mark.parametrize("change,shown", [
+    (lambda e: e.pop("batch_size"), "batch_size None is not a batch size"),
+    (lambda e: e.update(batch_size="128"), "batch_size '128' is not a batch size"),
+    (lambda e: e.update(ms_per_batch="4.2"), "ms_per_batch '4.2' is not a time or rate above zero"),
+    (lambda e: e.update(ms_per_batch=0), "ms_per_batch 0 is not a time or rate above zero"),
+    (lambda e: e["timeline"]["host"][0].pop("thread"), "a malformed timeline"),
+    (lambda e: e["timeline"]["gpu"][0].update(end_ms="x"), "a malformed timeline"),
+    (lambda e: e.update(timeline=[]), "a malformed timeline"),
+])
+def test_report_refuses_a_row_it_cannot_draw_naming_the_benchmark(tmp_path, capsys, change, shown):
+    path = saved_run(tmp_path / "a.json", {"fp16": 6.0})
+    doc = json.loads(path.read_text())
+    change(doc["benchmarks"][0]["extra_info"])
+    path.write_text(json.dumps(doc))
+    assert guarded(report.main, [str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}: benchmark 'test_approach[torch-fp16]': {shown}" + err[err.index(shown) + len(shown):]
+    assert err.count("\n") == 1 and not (tmp_path / "o").exists()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.fake_cuda import CpuEngine, FakeRuntime
+from tests.conftest import reference_data
+from tests.fake_cuda import CpuEngine
 from trtbench import model as m
 from trtbench.engines import ENGINES
 from trtbench.gpu import cuda
@@ -26,17 +27,7 @@ def graphs(spec, net, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(graphs):
-    images = [m.make_images(10088, i, BATCH) for i in range(BATCHES)]
-    floats = [m.normalize(x) for x in images]
-    inputs = {v: images if v == "uint8" else floats for v in m.GRAPH_VARIANTS}
-    return {v: (inputs[v], m.run_onnxruntime(graphs[v], inputs[v])) for v in m.GRAPH_VARIANTS}
-
-
-@pytest.fixture
-def runtime(monkeypatch):
-    fake = FakeRuntime()
-    monkeypatch.setattr(cuda, "cudart", fake)
-    return fake
+    return reference_data(graphs, BATCH, BATCHES)
 
 
 def engine_for(runtime, graphs, spec, approach, sabotage=None):
@@ -129,6 +120,26 @@ def test_planted_engine_bugs_fail_the_check(bug, expect, runtime, graphs, spec, 
     with cls.open(engine_for(runtime, graphs, spec, cls, sabotage), workload(data, cls)) as pipeline:
         result = run_rounds(pipeline, 2)[-1]
     assert not result.passed and any(f.startswith(expect) for f in result.failures()), result.describe()
+
+
+def test_a_graph_replaced_when_the_batch_size_changes_is_released_at_once(runtime, graphs, spec, data):
+    """Batch sizes 4, 4, 2 through two slots: slot 0 alternates 4 and 2, so its graph is
+    re-captured twice a round; the old graph is closed and let go then, not kept until the
+    pipeline closes."""
+    cls = approach_class("cuda_graph")
+    inputs, refs = data[cls.graph_variant]
+    sizes = [BATCH, BATCH, 2]
+    mixed = Workload([x[:b] for x, b in zip(inputs, sizes)], [{k: v[:b] for k, v in r.items()} for r, b in
+                                                               zip(refs, sizes)], cls.host_memory)
+    with cls.open(engine_for(runtime, graphs, spec, cls), mixed) as pipeline:
+        held, captures = [], []
+        for _ in range(3):
+            assert all(r.passed for r in run_rounds(pipeline, 1))
+            held.append((len(pipeline._owned), runtime.live()["graphs"], runtime.live()["graph_execs"]))
+            captures.append(pipeline.extra_metrics()["graph_captures"])
+    assert captures[1] - captures[0] == captures[2] - captures[1] == 2  # re-captured in every round
+    assert held[0] == held[1] == held[2] and held[0][1] <= 2  # at most one graph per slot alive
+    assert runtime.live()["graphs"] == 0
 
 
 def test_a_refused_capture_falls_back_to_enqueues_and_leaks_nothing(runtime, graphs, spec, data, monkeypatch):

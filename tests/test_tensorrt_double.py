@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests import trt_double
-from tests.fake_cuda import FakeRuntime
+from tests.conftest import reference_data
 from trtbench import model as m
 from trtbench.engines import EngineCache, cache_key, engine_specs, file_sha256, multi_profile_batches
 from trtbench.gpu import cuda
@@ -57,20 +57,7 @@ def onnx_files(net, spec, tmp_path_factory):
 @pytest.fixture(scope="module")
 def data(onnx_files):
     """Batches of BATCH images per graph variant and the ONNX Runtime reference of its fp32 graph."""
-    images = [m.make_images(10088, i, BATCH) for i in range(BATCHES)]
-    floats = [m.normalize(x) for x in images]
-    out = {}
-    for variant in m.GRAPH_VARIANTS:
-        inputs = images if variant == "uint8" else floats
-        out[variant] = (inputs, m.run_onnxruntime(onnx_files[variant, False], inputs))
-    return out
-
-
-@pytest.fixture
-def runtime(monkeypatch):
-    fake = FakeRuntime()
-    monkeypatch.setattr(cuda, "cudart", fake)
-    return fake
+    return reference_data({v: onnx_files[v, False] for v in m.GRAPH_VARIANTS}, BATCH, BATCHES)
 
 
 def build_engines(trtb, spec, onnx_files, cache_dir, force_strongly_typed=False):

@@ -2,12 +2,13 @@
 how far the runs land apart, and check that none of them flags another.
 
     python -m trtbench.calibrate --runs 5 --out calibrated.toml -- --backend torch
-    python -m trtbench.calibrate --from-runs RUN1.json RUN2.json RUN3.json --out calibrated.toml
+    python -m trtbench.calibrate --from-runs RUN1.json ... RUN5.json --out calibrated.toml
 
 Without ``--from-runs`` it runs ``python -m pytest benchmarks --benchmark-autosave`` (plus
 the arguments after ``--``) ``--runs`` times, each in its own process. It writes a TOML
 file of ``[fixed.wall]`` and ``[fixed.compute]`` thresholds per test (noise_multiplier x
-the run-to-run spread, never below the floor; regression.toml's settings), to use with
+the run-to-run spread or cv_multiplier x the round-to-round noise, never below the floor;
+regression.toml's settings; it needs history_min_runs + 1 runs, of the same GPU, model and tests), to use with
 ``python -m trtbench.compare --thresholds`` or to merge into regression.toml by hand.
 It also compares each run with the others (leave-one-out: thresholds from the others,
 baseline the newest of them): a correct calibration flags nothing.
@@ -18,14 +19,15 @@ tight for this machine), 2 unusable input or a failed run.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from trtbench.cli import EXIT_OK, EXIT_REFUSED, EXIT_REGRESSION, Parser, guarded
-from trtbench.compare import (DEFAULT_THRESHOLDS, METRICS, Refused, Run, Settings, case_of, compare, describe,
-                              median, regressions, saved_runs)
-from trtbench.stats import robust_cv, run_spread, threshold_from_history
+from trtbench.cli import EXIT_OK, EXIT_REGRESSION, Parser, guarded, writing
+from trtbench.compare import (DEFAULT_THRESHOLDS, METRICS, Refused, Run, Settings, case_of, check_comparable,
+                              compare, describe, history_threshold, regressions, saved_runs)
+from trtbench.stats import run_spread
 
 
 def run_suite(runs: int, pytest_args: list[str], storage: Path) -> list[Path]:
@@ -52,11 +54,9 @@ def thresholds(runs: list[Run], settings: Settings) -> dict[str, dict[str, tuple
     for metric in METRICS:
         for name in sorted(common):
             samples = [r.tests[name].samples[metric] for r in runs if r.tests[name].samples.get(metric)]
-            medians = [median(s) for s in samples]
-            value = threshold_from_history(medians, settings.floor[metric], settings.noise_multiplier,
-                                           settings.history_min_runs, [robust_cv(s) for s in samples],
-                                           settings.cv_multiplier)
+            value = history_threshold(samples, metric, settings)
             if value is not None:
+                medians = [statistics.median(s) for s in samples]
                 out[metric][name] = (value, run_spread(medians), medians)
     return out
 
@@ -102,25 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("calibrated.toml"), help="TOML to write (default calibrated.toml)")
     parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="settings (default regression.toml)")
     args = parser.parse_args(own)
-    try:
-        settings = Settings.load(args.thresholds)
-        count = len(args.from_runs) if args.from_runs else args.runs
-        needed = settings.history_min_runs + 1  # each run left out is judged on a history of the others
-        if count < needed:
-            given = f"--from-runs: {count} run(s) given" if args.from_runs else f"--runs {count}"
-            raise Refused(f"{given}; a calibration needs at least {needed} runs")
-        paths = args.from_runs or run_suite(args.runs, pytest_args, args.storage or Path(".benchmarks"))
-        runs = [Run.load(p) for p in paths]
-        if any(not r.tests for r in runs):
-            raise Refused("a run measured nothing: nothing to calibrate")
-        table = thresholds(runs, settings)
+    settings = Settings.load(args.thresholds)
+    count = len(args.from_runs) if args.from_runs else args.runs
+    needed = settings.history_min_runs + 1  # each run left out is judged on a history of the others
+    if count < needed:
+        given = f"--from-runs: {count} run(s) given" if args.from_runs else f"--runs {count}"
+        raise Refused(f"{given}; a calibration needs at least {needed} runs")
+    paths = args.from_runs or run_suite(args.runs, pytest_args, args.storage or Path(".benchmarks"))
+    if len({Path(p).resolve() for p in paths}) < len(paths):
+        raise Refused("--from-runs: a run is given twice; an A/A check needs distinct runs")
+    runs = [Run.load(p) for p in paths]
+    if any(not r.tests for r in runs):
+        raise Refused("a run measured nothing: nothing to calibrate")
+    for run in runs[1:]:  # before anything is written
+        check_comparable(runs[0], run)
+        if set(run.tests) != set(runs[0].tests):
+            raise Refused(f"{run.path.name} and {runs[0].path.name} measured different tests; calibrate runs of "
+                          "the same command")
+    table = thresholds(runs, settings)
+    with writing("--out", args.out):
         args.out.write_text(render_toml(table, runs))
-    except Refused as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except OSError as exc:
-        print(f"error: --out {args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
-        return EXIT_REFUSED
     for metric, tests in table.items():
         for name, (value, spread, _) in tests.items():
             print(f"{name} {metric}: spread {spread:.2%} -> threshold {value:.2%}")

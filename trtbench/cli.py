@@ -4,10 +4,11 @@ from users: every failure is one line on stderr with its own status."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1  # compare: a regression, and nothing else
@@ -33,10 +34,23 @@ def read_json(path: Path) -> Any:
         raise Unusable(f"{path}: not valid JSON ({exc})") from None
 
 
+@contextlib.contextmanager
+def writing(option: str, path: Path) -> Iterator[None]:
+    """Writes to ``path`` (given with ``option``): a failure is Unusable, naming both."""
+    try:
+        yield
+    except OSError as exc:
+        raise Unusable(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
+
+
 def guarded(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a command's ``main``; Ctrl-C and unexpected errors become one line and a status."""
+    """Run a command's ``main``: an unusable input, Ctrl-C and unexpected errors become one
+    line and a status."""
     try:
         return main(argv)
+    except Unusable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED

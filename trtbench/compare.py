@@ -8,8 +8,8 @@ Per test, two metrics are decided on their per-round samples: ``wall`` (end-to-e
 time per batch) and ``compute`` (GPU time of the engine's work per batch, CUDA events).
 A regression needs both a change past the test's threshold and a significant
 Mann-Whitney test (``trtbench.stats``). Thresholds: hand-set ``[fixed.<metric>]``
-entries first, else derived from the saved runs of the same GPU and TensorRT version
-(at least 3), else ``[thresholds.<metric>]`` of regression.toml.
+entries first, else derived from the saved runs of the same GPU, TensorRT version, model
+and weights (at least ``history_min_runs``), else ``[thresholds.<metric>]`` of regression.toml.
 
 Runs of another GPU model, TensorRT version or model are refused, never compared; so is
 a run that measured nothing, and a test the old run measured that the new one lacks
@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 import re
+import statistics
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from trtbench.cli import EXIT_OK, EXIT_REFUSED, EXIT_REGRESSION, EXIT_UNCLEAR, Parser, Unusable, guarded, read_json
-from trtbench.stats import Decision, decide, robust_cv, threshold_from_history
+from trtbench.cli import EXIT_OK, EXIT_REGRESSION, EXIT_UNCLEAR, Parser, Unusable, guarded, read_json
+from trtbench.stats import ALPHA, Decision, decide, robust_cv, threshold_from_history
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THRESHOLDS = ROOT / "regression.toml"
@@ -84,12 +86,24 @@ class Run:
             if not isinstance(extra, dict) or not isinstance(extra.get("samples"), dict):
                 continue  # not one of ours (or not measured)
             try:
-                samples = {m: [float(v) for v in extra["samples"][m]] for m in LOADED if m in extra["samples"]}
-                tests[str(bench["name"])] = MeasuredTest(int(extra["batch_size"]), samples)
+                measured = {m: extra["samples"][m] for m in LOADED if extra["samples"].get(m) not in (None, [])}
+                samples = {m: _times(v) for m, v in measured.items()}
+                if any(m in samples for m in METRICS):  # else: not measured
+                    tests[str(bench["name"])] = MeasuredTest(int(extra["batch_size"]), samples)
             except (KeyError, TypeError, ValueError) as exc:
                 raise Refused(f"{path}: benchmark {bench.get('name')!r} has malformed samples "
                               f"({type(exc).__name__}: {exc})") from None
         return cls(path, doc["machine_info"], tests)
+
+
+def _times(values: Any) -> list[float]:
+    """Per-round times: a list of finite numbers above zero, else ValueError naming the first bad one."""
+    if not isinstance(values, list):
+        raise ValueError(f"expected a list of per-round times, got {type(values).__name__}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{v!r} is not a time (a finite number above zero)")
+    return [float(v) for v in values]
 
 
 # ---------------------------------------------------------------- thresholds
@@ -125,28 +139,39 @@ class Settings:
                     raise Refused(f"--thresholds {path}: {where}.{key} = {value!r} is not a fraction such as 0.10")
             return {k: float(v) for k, v in table.items()}
 
-        thresholds = {m: fractions(doc.get("thresholds", {}).get(m, {}), f"thresholds.{m}") for m in METRICS}
+        def section(key: str) -> dict[str, Any]:
+            table = doc.get(key, {})
+            if not isinstance(table, dict):
+                raise Refused(f"--thresholds {path}: {key} = {table!r} must be a table ([{key}])")
+            return table
+
+        def number(key: str, default: float, kind: type) -> Any:
+            value = decision.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+                raise Refused(f"--thresholds {path}: decision.{key} = {value!r} is not "
+                              f"{'an integer' if kind is int else 'a number'}")
+            return kind(value)
+
+        thresholds = {m: fractions(section("thresholds").get(m, {}), f"thresholds.{m}") for m in METRICS}
         for metric, table in thresholds.items():
             if "default" not in table:
                 raise Refused(f"--thresholds {path}: [thresholds.{metric}] needs a 'default'")
-        decision = doc.get("decision", {})
-        try:
-            alpha = float(decision.get("alpha", 0.002))
-            multiplier = float(decision.get("noise_multiplier", 3.0))
-            cv_multiplier = float(decision.get("cv_multiplier", 5.0))
-            min_runs = int(decision.get("history_min_runs", 3))
-            window = int(decision.get("history_window", 10))
-            factor = int(decision.get("max_rounds_factor", 4))
-        except (TypeError, ValueError) as exc:
-            raise Refused(f"--thresholds {path}: [decision] has a value of the wrong type ({exc})") from None
+        decision = section("decision")
+        alpha = number("alpha", ALPHA, float)
+        multiplier = number("noise_multiplier", 3.0, float)
+        cv_multiplier = number("cv_multiplier", 5.0, float)
+        min_runs = number("history_min_runs", 3, int)
+        window = number("history_window", 10, int)
+        factor = number("max_rounds_factor", 4, int)
+        floors = fractions(section("floor"), "floor")
         if not (0 < alpha < 1 and multiplier > 0 and cv_multiplier >= 0 and min_runs >= 2 and window >= min_runs
                 and factor >= 1):
             raise Refused(f"--thresholds {path}: [decision] needs 0 < alpha < 1, noise_multiplier > 0, cv_multiplier "
                           ">= 0, history_min_runs >= 2, history_window >= history_min_runs, max_rounds_factor >= 1")
         return cls(
             thresholds=thresholds,
-            fixed={m: fractions(doc.get("fixed", {}).get(m, {}), f"fixed.{m}") for m in METRICS},
-            floor={m: fractions(doc.get("floor", {}), "floor").get(m, 0.01) for m in METRICS},
+            fixed={m: fractions(section("fixed").get(m, {}), f"fixed.{m}") for m in METRICS},
+            floor={m: floors.get(m, 0.01) for m in METRICS},
             alpha=alpha, noise_multiplier=multiplier, cv_multiplier=cv_multiplier, history_min_runs=min_runs,
             history_window=window,
             max_rounds_factor=factor,
@@ -165,12 +190,6 @@ def _lookup(table: dict[str, float], test_name: str) -> float | None:
     return table.get(case, table.get(case.split("-")[0]))
 
 
-def median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequence[Run]) -> tuple[float, str]:
     """The threshold of a test's metric and where it came from."""
     fixed = _lookup(settings.fixed[metric], test_name)
@@ -178,14 +197,23 @@ def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequ
         return fixed, "fixed"
     samples = [r.tests[test_name].samples[metric] for r in history[-settings.history_window:]
                if test_name in r.tests and r.tests[test_name].samples.get(metric)]
-    derived = threshold_from_history([median(s) for s in samples], settings.floor[metric], settings.noise_multiplier,
-                                     settings.history_min_runs, [robust_cv(s) for s in samples],
-                                     settings.cv_multiplier)
+    derived = history_threshold(samples, metric, settings)
     if derived is not None:
+        if derived >= 10:  # a threshold of 1000%: the history holds a run that is not of the same code
+            spread = ", ".join(f"{statistics.median(x):.3f}" for x in samples)
+            raise Refused(f"{test_name} {metric}: the history's medians ({spread} ms) spread too far for a threshold; "
+                          "remove the outlying saved run or give --storage a history of the same code")
         return derived, f"history of {len(samples)} runs"
     table = settings.thresholds[metric]
     value = _lookup(table, test_name)
     return (table["default"] if value is None else value), "regression.toml"
+
+
+def history_threshold(samples: Sequence[Sequence[float]], metric: str, settings: Settings) -> float | None:
+    """The threshold of one test's metric from its per-round samples in earlier runs (None: too few)."""
+    return threshold_from_history([statistics.median(x) for x in samples], settings.floor[metric],
+                                  settings.noise_multiplier, settings.history_min_runs,
+                                  [robust_cv(x) for x in samples], settings.cv_multiplier)
 
 
 # ---------------------------------------------------------------- comparison
@@ -242,13 +270,15 @@ def compare(old: Run, new: Run, settings: Settings, history: Sequence[Run] = (),
                 if wall > threshold:  # its GPU time follows the host: judged with the host's noise
                     threshold, source = wall, f"wall's, enqueue-bound; {wall_source}"
             rows.append(Row(name, metric, decide(a, b, threshold, settings.alpha), source))
+    if not rows:
+        raise Refused(f"{old.path.name} and {new.path.name} measured no metric of any test in common: nothing to compare")
     return rows
 
 
 def enqueue_bound(test: MeasuredTest) -> bool:
     """trtexec's warning: the host's enqueue takes more than 0.8 x the GPU compute time."""
     enqueue, compute = test.samples.get("enqueue"), test.samples.get("compute")
-    return bool(enqueue and compute) and median(enqueue) > ENQUEUE_BOUND * median(compute)
+    return bool(enqueue and compute) and statistics.median(enqueue) > ENQUEUE_BOUND * statistics.median(compute)
 
 
 def same_identity(a: Run, b: Run, fields: Sequence[str] = IDENTITY) -> bool:
@@ -294,10 +324,8 @@ def format_table(rows: list[Row], markdown: bool = False) -> str:
 
 def saved_runs(storage: Path) -> list[Path]:
     """Saved runs (pytest-benchmark numbers them NNNN_...) below ``storage``, oldest first."""
-    def number(p: Path) -> int:
-        return int(p.name.split("_", 1)[0])
-
-    return sorted(storage.rglob("[0-9][0-9][0-9][0-9]*_*.json"), key=lambda p: (number(p), p.stat().st_mtime))
+    numbered = [(int(m.group(1)), p) for p in storage.rglob("*.json") if (m := re.match(r"(\d{4,})_", p.name))]
+    return [p for _, p in sorted(numbered, key=lambda np_: (np_[0], np_[1].stat().st_mtime))]
 
 
 def load_history(paths: Iterable[Path]) -> list[Run]:
@@ -325,35 +353,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.runs) > 2:
         parser.error(f"give at most two runs (OLD.json NEW.json), got {len(args.runs)}")
-    try:
-        missing = [str(p) for p in args.runs if not p.is_file()]
-        if missing:
-            raise Refused(f"no such file: {', '.join(missing)}")
-        settings = Settings.load(args.thresholds)
-        storage = args.storage or (args.runs[-1].parent if args.runs else Path(".benchmarks"))
-        if args.storage is not None and not args.storage.is_dir():
-            raise Refused(f"--storage {args.storage}: not a folder")
-        history_paths = saved_runs(storage) if storage.is_dir() else []
-        if len(args.runs) == 2:
-            old_path, new_path = args.runs
-        else:
-            new_path = args.runs[0] if args.runs else (history_paths[-1] if history_paths else None)
-            if new_path is None:
-                raise Refused(f"no saved run found in {storage}")
-            older = [p for p in history_paths if p.resolve() != Path(new_path).resolve()]
-            old_path = older[-1] if older else None
-        new = Run.load(new_path)
-        if old_path is None:
-            if not new.tests:
-                raise Refused(f"{new_path}: measured nothing (no benchmark with per-round samples)")
-            print(f"no baseline to compare {new_path} with: first run, passing (it becomes the baseline)")
-            return EXIT_OK
-        old = Run.load(old_path)
-        history = load_history(p for p in history_paths if p.resolve() != Path(new_path).resolve())
-        rows = compare(old, new, settings, history, args.allow_missing)
-    except Refused as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+    missing = [str(p) for p in args.runs if not p.is_file()]
+    if missing:
+        raise Refused(f"no such file: {', '.join(missing)}")
+    settings = Settings.load(args.thresholds)
+    storage = args.storage or (args.runs[-1].parent if args.runs else Path(".benchmarks"))
+    if args.storage is not None and not args.storage.is_dir():
+        raise Refused(f"--storage {args.storage}: not a folder")
+    history_paths = saved_runs(storage) if storage.is_dir() else []
+    if len(args.runs) == 2:
+        old_path, new_path = args.runs
+    else:
+        new_path = args.runs[0] if args.runs else (history_paths[-1] if history_paths else None)
+        if new_path is None:
+            raise Refused(f"no saved run found in {storage}")
+        older = [p for p in history_paths if p.resolve() != Path(new_path).resolve()]
+        old_path = older[-1] if older else None
+    new = Run.load(new_path)
+    if old_path is None:
+        if not new.tests:
+            raise Refused(f"{new_path}: measured nothing (no benchmark with per-round samples)")
+        print(f"no baseline to compare {new_path} with: first run, passing (it becomes the baseline)")
+        return EXIT_OK
+    old = Run.load(old_path)
+    history = load_history(p for p in history_paths if p.resolve() != Path(new_path).resolve())
+    rows = compare(old, new, settings, history, args.allow_missing)
     print(f"old: {old_path}\nnew: {new_path}\n")
     print(format_table(rows, args.markdown))
     status = exit_status(rows)

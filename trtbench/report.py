@@ -15,11 +15,12 @@ Exit status: 0 written, 2 unusable input (one line on stderr).
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from trtbench.cli import EXIT_OK, EXIT_REFUSED, Parser, Unusable, guarded, read_json
+from trtbench.cli import EXIT_OK, Parser, Unusable, guarded, read_json, writing
 from trtbench.gpu.approaches import NAMES
 
 MACHINE_FIELDS = ("gpu_name", "compute_capability", "cuda_driver", "cuda_runtime", "tensorrt", "torch",
@@ -37,9 +38,41 @@ def load_run(path: Path) -> dict[str, Any]:
     doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise Unusable(f"{path}: not a pytest-benchmark run (expected an object with 'benchmarks')")
-    if not load_rows(doc) and not load_sweep(doc):
+    rows = _measured(doc)
+    if not rows:
         raise Unusable(f"{path}: holds no measured benchmark of this suite (every test skipped or disabled?)")
+    for row in rows:
+        problem = _problem(row)
+        if problem:
+            raise Unusable(f"{path}: benchmark {row['name']!r}: {problem}")
     return doc
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _span_ok(span: Any) -> bool:
+    if not isinstance(span, dict) or span.get("span") not in SPAN_COLORS or not ("stream" in span or "thread" in span):
+        return False
+    start, end = span.get("start_ms"), span.get("end_ms")
+    return all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in (start, end)) \
+        and end >= start
+
+
+def _problem(row: dict[str, Any]) -> str | None:
+    """What the report cannot draw from a row (None: nothing)."""
+    if not isinstance(row["batch_size"], int) or isinstance(row["batch_size"], bool) or row["batch_size"] < 1:
+        return f"batch_size {row['batch_size']!r} is not a batch size"
+    for key in ("ms_per_batch", "images_per_s", "latency_p99_ms") if row.get("sweep") else ("ms_per_batch",):
+        if not _positive(row.get(key)):
+            return f"{key} {row.get(key)!r} is not a time or rate above zero"
+    timeline = row.get("timeline")
+    if timeline is not None:
+        spans = timeline.get("gpu", []) + timeline.get("host", []) if isinstance(timeline, dict) else None
+        if not isinstance(spans, list) or not all(_span_ok(x) for x in spans):
+            return "a malformed timeline (each span needs span, stream or thread, start_ms and end_ms)"
+    return None
 
 
 def _measured(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -47,7 +80,8 @@ def _measured(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for bench in doc.get("benchmarks", []):
         extra = bench.get("extra_info") if isinstance(bench, dict) else None
         if isinstance(extra, dict) and "ms_per_batch" in extra and "backend" in extra:
-            rows.append({"name": bench.get("name", "?"), "case": extra.get("approach", "?"), **extra})
+            rows.append({"name": bench.get("name", "?"), "case": extra.get("approach", "?"),
+                         "batch_size": None, **extra})
     return rows
 
 
@@ -259,17 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="a saved pytest-benchmark JSON")
     parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default ./report)")
     args = parser.parse_args(argv)
-    try:
-        doc = load_run(args.run)
-        if args.out.exists() and not args.out.is_dir():
-            raise Unusable(f"--out {args.out}: not a folder")
+    doc = load_run(args.run)
+    if args.out.exists() and not args.out.is_dir():
+        raise Unusable(f"--out {args.out}: not a folder")
+    with writing("--out", args.out):
         written = write_report(doc, args.out)
-    except Unusable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except OSError as exc:
-        print(f"error: --out {args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
-        return EXIT_REFUSED
     print("wrote " + ", ".join(str(p) for p in written))
     return EXIT_OK
 

@@ -38,24 +38,24 @@ def upload_ms(host: np.ndarray) -> float:
 
 def compute_ms(engine: Engine, batch: np.ndarray) -> tuple[float, bool]:
     """The engine's work on one batch (real data): (median ms, whether it was a graph replay)."""
-    with contextlib.ExitStack() as stack:
-        stream = stack.enter_context(Stream("floor"))
-        context = stack.enter_context(engine.create_execution_context())
-        name = engine.input_names[0]
-        context.set_input_shape(name, batch.shape)
-        d_in = stack.enter_context(DeviceBuffer(batch.shape, engine.tensor_dtype(name)))
-        d_in.upload(batch, stream)
-        context.set_tensor_address(name, d_in.ptr)
-        for out in engine.output_names:
-            buf = stack.enter_context(DeviceBuffer(context.get_tensor_shape(out), engine.tensor_dtype(out)))
-            context.set_tensor_address(out, buf.ptr)
-        context.enqueue(stream)
-        stream.synchronize()
-        try:
-            graph = stack.enter_context(context.capture_graph(stream))
-        except Exception:
-            return _median_ms(stream, lambda: context.enqueue(stream)), False
-        result = _median_ms(stream, lambda: graph.launch(stream)), True
-        stream.synchronize()
-    engine.release_cached_memory()
-    return result
+    try:
+        with contextlib.ExitStack() as stack:
+            stream = stack.enter_context(Stream("floor"))
+            context = stack.enter_context(engine.create_execution_context())
+            name = engine.input_names[0]
+            context.set_input_shape(name, batch.shape)
+            d_in = stack.enter_context(DeviceBuffer(batch.shape, engine.tensor_dtype(name)))
+            d_in.upload(batch, stream)
+            context.set_tensor_address(name, d_in.ptr)
+            for out in engine.output_names:
+                buf = stack.enter_context(DeviceBuffer(context.get_tensor_shape(out), engine.tensor_dtype(out)))
+                context.set_tensor_address(out, buf.ptr)
+            context.enqueue(stream)
+            stream.synchronize()
+            try:
+                graph = stack.enter_context(context.capture_graph(stream))
+            except Exception:
+                return _median_ms(stream, lambda: context.enqueue(stream)), False
+            return _median_ms(stream, lambda: graph.launch(stream)), True
+    finally:  # also when capture failed or anything raised: the floor's stream caches go too
+        engine.release_cached_memory()

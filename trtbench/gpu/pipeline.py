@@ -373,6 +373,11 @@ class Pipeline:
         self._owned.append(resource)
         return resource
 
+    def release(self, resource: Any) -> None:
+        """Close an owned resource before the pipeline closes (a replaced graph)."""
+        self._owned.remove(resource)
+        resource.close()
+
     def new_context(self) -> ExecutionContext:
         return self.own(self.engine.create_execution_context())
 

@@ -50,7 +50,7 @@ class CudaGraphPipeline(AsyncPostprocessPipeline):
             return None
         if known is not None:  # the context changes shape: its old graph is no longer valid
             del self.graphs[slot]
-            known[1].close()
+            self.release(known[1])
         ctx = self.slot_contexts[slot]
         ctx.set_input_shape(self.input_name, self.workload.batch_shape(batch))
         ctx.set_tensor_address(self.input_name, self.d_inputs[slot].ptr)

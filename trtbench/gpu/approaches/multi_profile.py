@@ -17,7 +17,7 @@ import numpy as np
 
 from trtbench.gpu.approaches.reuse_buffers import SerialPipeline
 from trtbench.gpu.backends.base import Engine, UnsupportedApproach
-from trtbench.gpu.cuda import DeviceBuffer, PinnedBuffer, Stream
+from trtbench.gpu.cuda import DeviceBuffer, Stream
 from trtbench.engines import profile_for_batch
 from trtbench.gpu.pipeline import Pipeline, Workload
 
@@ -49,11 +49,7 @@ class MultiProfilePipeline(SerialPipeline):
         else:
             ctx = self.new_context()
             self.by_batch = {b: ctx for b in self.batch_sizes}
-        self.context = self.by_batch[workload.max_batch]
-        out_shape = self.output_shape(self.context, workload.max_batch)
-        self.d_input = self.own(DeviceBuffer((workload.max_batch, *workload.inputs[0].shape[1:])))
-        self.d_output = self.own(DeviceBuffer(out_shape))
-        self.h_output = self.own(PinnedBuffer(out_shape)).array
+        self._allocate(self.by_batch[workload.max_batch])
         self.stream.synchronize()
 
     def infer_once(self, i: int, x: np.ndarray, d_in: DeviceBuffer, d_out: DeviceBuffer, h_out: np.ndarray) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trtbench.gpu.backends.base import Engine
+from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import DeviceBuffer, PinnedBuffer, Stream
 from trtbench.gpu.pipeline import Pipeline, Workload, nvtx_range
 
@@ -20,10 +20,15 @@ class SerialPipeline(Pipeline):
 
     def __init__(self, engine: Engine, workload: Workload) -> None:
         super().__init__(engine, workload)
-        self.context = self.new_context()
         self.stream = self.own(Stream("stream"))
-        out_shape = self.output_shape(self.context, workload.max_batch)
-        self.d_input = self.own(DeviceBuffer(workload.batch_shape(workload.max_batch), engine.tensor_dtype(self.input_name)))
+        self._allocate(self.new_context())
+
+    def _allocate(self, context: ExecutionContext) -> None:
+        """``context`` and the buffers of the largest batch, in the engine's input dtype."""
+        self.context = context
+        out_shape = self.output_shape(context, self.workload.max_batch)
+        self.d_input = self.own(DeviceBuffer(self.workload.batch_shape(self.workload.max_batch),
+                                             self.engine.tensor_dtype(self.input_name)))
         self.d_output = self.own(DeviceBuffer(out_shape))
         self.h_output = self._host_output(out_shape)
 
