@@ -51,6 +51,9 @@ KILLED = {1: "killed", 3: "killed"}
 TIMEOUT = {36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout"}
 CRASHED = {-11: "segfault", -9: "segfault"}
 NOT_REACHED = {5: "no tests", 33: "no tests"}
+# pytest itself failed (3: INTERNALERROR; 255: the forkserver's run_tests raised): the suite
+# could not start or finish, so no test judged the mutant; counted killed, shown apart
+PYTEST_CRASHED = {3, 255}
 
 
 @dataclasses.dataclass
@@ -246,8 +249,8 @@ def judge(mutants: list[Mutant], entries: list[Entry], modules: list[str], show_
               "update or remove the entry" for e in entries if e.matched == 0]
 
     show_excluded = any(e.kind == "excluded" for e in entries)
-    header = ("module", "mutants", "killed", "survived", "equivalent") + (("excluded",) if show_excluded else ()) \
-        + ("score", "floor")
+    header = ("module", "mutants", "killed", "of them pytest crashed", "survived", "equivalent") \
+        + (("excluded",) if show_excluded else ()) + ("score", "floor")
     for module in modules:
         mine = [m for m in mutants if m.module == module]
         excluded = [m for m in mine if m.name in listed and listed[m.name].kind == "excluded"]
@@ -257,7 +260,9 @@ def judge(mutants: list[Mutant], entries: list[Entry], modules: list[str], show_
         judged = len(mine) - len(excluded) - len(equivalent)
         score = 100.0 * len(killed) / judged if judged else 100.0
         floor = FLOORS.get(module, DEFAULT_FLOOR)
-        rows.append((module, str(len(mine)), str(len(killed)), str(len(survivors)), str(len(equivalent)))
+        crashed = [m for m in killed if m.exit_code in PYTEST_CRASHED]
+        rows.append((module, str(len(mine)), str(len(killed)), str(len(crashed)), str(len(survivors)),
+                     str(len(equivalent)))
                     + ((str(len(excluded)),) if show_excluded else ()) + (f"{score:.1f}%", f"{floor:.0f}%"))
         if score < floor or (show_all and survivors):
             below.append((module, score, floor, survivors))
@@ -265,9 +270,13 @@ def judge(mutants: list[Mutant], entries: list[Entry], modules: list[str], show_
     print()
     for r in [header, *rows]:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    timeouts = sum(1 for m in mutants if m.exit_code in TIMEOUT or m.exit_code in CRASHED)
+    timeouts = sum(1 for m in mutants if m.exit_code not in PYTEST_CRASHED and (m.exit_code in TIMEOUT
+                                                                                  or m.exit_code in CRASHED))
     if timeouts:
-        print(f"(killed includes {timeouts} mutant(s) whose tests timed out or crashed)")
+        print(f"(killed includes {timeouts} mutant(s) whose tests timed out or segfaulted)")
+    if any(m.exit_code in PYTEST_CRASHED for m in mutants):
+        print("(\"pytest crashed\": the mutant broke pytest itself, e.g. the plugin's option parsing; CI fails on it,"
+              " but no test judged it)")
 
     failed = False
     for module, score, floor, survivors in below:

@@ -157,6 +157,30 @@ def test_weights_that_are_not_a_torch_file(spec, tmp_path):
         m.load_weights(spec, path)
 
 
+def test_integer_tensors_in_place_of_float_weights_are_refused(spec, net, tmp_path):
+    path = tmp_path / "ints.pt"
+    state = net.state_dict()
+    state["fc.weight"] = state["fc.weight"].round().to(torch.int64)
+    torch.save(state, path)
+    with pytest.raises(m.ModelError, match=r"0 missing, 0 unexpected, 1 of another shape or type \(fc.weight\)$"):
+        m.load_weights(spec, path)
+
+
+def test_a_pickle_that_is_not_weights_is_one_line_with_no_warning(spec, tmp_path, recwarn):
+    import pickle
+
+    path = tmp_path / "obj.pt"
+    path.write_bytes(pickle.dumps({"a": __import__("datetime").date(2020, 1, 1)}))
+    with pytest.raises(m.ModelError, match="not a file torch.load can read"):
+        m.load_weights(spec, path)
+    assert not [w for w in recwarn if "torch" in str(w.filename)]
+
+
+def test_an_empty_model_name_is_shown_as_such():
+    with pytest.raises(m.ModelError, match=r"^--model '': unknown; allowed: one of the \d+ classifiers"):
+        m.model_spec("")
+
+
 def test_real_weights_load(spec, net, tmp_path):
     path = tmp_path / "good.pt"
     torch.save(net.state_dict(), path)
@@ -166,7 +190,10 @@ def test_real_weights_load(spec, net, tmp_path):
 
 def test_weights_identity_names_the_seeded_recipe_or_the_files_content(tmp_path):
     seeded = m.weights_identity(None)
-    assert seeded == f"seeded:{m.WEIGHTS_SEED}:calibration-v{m.CALIBRATION_VERSION}"
+    import torchvision
+
+    assert seeded == (f"seeded:{m.WEIGHTS_SEED}:calibration-v{m.CALIBRATION_VERSION}:torch-{torch.__version__}"
+                      f":torchvision-{torchvision.__version__}")
     a, b, c = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
     a.write_bytes(b"one state dict")
     c.write_bytes(b"one state dict")

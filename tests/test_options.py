@@ -58,13 +58,18 @@ def test_values_are_parsed(parse, tmp_path):
     assert o.ordering_tolerance == 0.0 and o.contexts == 1 and o.max_aux_streams == 0 and o.rebuild_engines
     assert o.batch_sweep == (1, 8, 32) and o.model == "resnet50" and o.engine_cache_dir == tmp_path / "e"
     assert parse("--ordering-tolerance", "0.999").ordering_tolerance == 0.999
+    assert parse("--batch-size", "4096").batch_size == 4096  # the largest allowed
 
 
 @pytest.mark.parametrize(
     "args,expected",
     [
-        (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
-        (["--batch-size", "big"], "--batch-size must be an integer >= 1, got 'big'"),
+        (["--batch-size", "0"], "--batch-size must be an integer from 1 to 4096, got 0"),
+        (["--batch-size", "big"], "--batch-size must be an integer from 1 to 4096, got 'big'"),
+        (["--batch-size", "4097"], "--batch-size must be an integer from 1 to 4096, got 4097"),
+        (["--engine-cache-dir", ""], "--engine-cache-dir '': empty; give a writable folder (default: .cache/ in the project)"),
+        (["--reference-cache-dir", ""], "--reference-cache-dir '': empty; give a writable folder (default: .cache/ in the project)"),
+        (["--regression-baseline", ""], "--regression-baseline '': empty; give a saved run's JSON or 'latest'"),
         (["--batches", "0"], "--batches must be an integer >= 1, got 0"),
         (["--rounds", "0"], "--rounds must be an integer >= 1, got 0"),
         (["--warmup-rounds", "-1"], "--warmup-rounds must be an integer >= 0, got -1"),
@@ -160,7 +165,7 @@ def test_a_usage_error_is_exit_4_and_one_line(run):
     result = run("--batch-size", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
-    assert "--batch-size must be an integer >= 1, got 0" in err and "Traceback" not in err
+    assert "--batch-size must be an integer from 1 to 4096, got 0" in err and "Traceback" not in err
 
 
 @pytest.mark.skipif(not NO_GPU, reason="checks a machine without a GPU; this one has one")

@@ -82,7 +82,7 @@ def model_spec(name: str) -> ModelSpec:
         examples = ", ".join(n for n in ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0",
                                          "convnext_tiny", "vit_b_16", "inception_v3") if n in names)
         what = "not an image classifier" if name in torchvision.models.list_models() else "unknown"
-        raise ModelError(f"--model {name}: {what}; allowed: one of the {len(names)} classifiers of "
+        raise ModelError(f"--model {name or repr(name)}: {what}; allowed: one of the {len(names)} classifiers of "
                          f"torchvision.models, e.g. {examples}")
     if name.startswith("vit_"):
         return ModelSpec(name, 224)  # a ViT built without weights takes 224 (its DEFAULT weights' size may differ)
@@ -115,8 +115,13 @@ def weights_identity(weights: Path | None) -> str:
     """What a saved run records of its weights: runs of other weights (kernels can time
     differently on other values) never set each other's thresholds."""
     if weights is not None:
-        return f"sha256:{file_sha256(weights)[:16]}"
-    return f"seeded:{WEIGHTS_SEED}:calibration-v{CALIBRATION_VERSION}"
+        return f"sha256:{file_sha256(weights)[:16]}"  # of the file: the same tensors saved twice may differ
+    import torch
+    import torchvision
+
+    # the calibration's numerics follow torch, as the calibrated-weights cache key does
+    return (f"seeded:{WEIGHTS_SEED}:calibration-v{CALIBRATION_VERSION}:torch-{torch.__version__}"
+            f":torchvision-{torchvision.__version__}")
 
 
 def build_model(spec: ModelSpec, weights: Path | None = None, cache_dir: Path | None = None) -> Any:
@@ -227,7 +232,9 @@ def load_weights(spec: ModelSpec, path: Path) -> dict[str, Any]:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on weights_only: the one line below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         kind = type(exc).__name__
         raise ModelError(f"--weights {path}: not a file torch.load can read ({kind}); "
@@ -238,7 +245,8 @@ def load_weights(spec: ModelSpec, path: Path) -> dict[str, Any]:
     expected = _construct(spec.name).state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    wrong = [k for k in expected if k in state and (tuple(state[k].shape) != tuple(expected[k].shape) or
+                                                    state[k].is_floating_point() != expected[k].is_floating_point())]
     if missing or unexpected or wrong:
         def first(keys: list[str]) -> str:
             return f" ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})" if keys else ""
@@ -246,7 +254,7 @@ def load_weights(spec: ModelSpec, path: Path) -> dict[str, Any]:
         raise ModelError(
             f"--weights {path}: a state dict of {len(state)} tensors that does not fit {spec.name} "
             f"({len(expected)} tensors): {len(missing)} missing{first(missing)}, "
-            f"{len(unexpected)} unexpected{first(unexpected)}, {len(wrong)} of another shape{first(wrong)}")
+            f"{len(unexpected)} unexpected{first(unexpected)}, {len(wrong)} of another shape or type{first(wrong)}")
     return state
 
 
