@@ -201,9 +201,18 @@ def test_runs_with_no_metric_in_common_are_refused(tmp_path):
 def test_a_history_too_far_apart_for_a_threshold_is_refused_naming_the_test(tmp_path, capsys):
     name = "test_approach[torch-fp16]"
     outlier = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 20.0, 1.0))]
-    with pytest.raises(cmp.Refused, match=r"^test_approach\[torch-fp16\] wall: the history's medians \(1.000, "
-                                          r"1.000, 20.000, 1.000 ms\) spread too far"):
+    with pytest.raises(cmp.Refused) as info:
         cmp.threshold_for(name, "wall", cmp.Settings.load(), outlier)
+    assert str(info.value) == ("test_approach[torch-fp16] wall: the history's medians (1.000, 1.000, 20.000, 1.000 ms) "
+                               "spread too far for a threshold; remove the outlying saved run or give --storage a "
+                               "history of the same code")
+    plain = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 1\n"
+                                                                        "cv_multiplier = 0\n"))
+    at = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 11.0, 1.0))]
+    with pytest.raises(cmp.Refused, match="spread too far"):  # exactly 1000%: refused (decide takes < 10)
+        cmp.threshold_for(name, "wall", plain, at)
+    below = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 10.9, 1.0))]
+    assert cmp.threshold_for(name, "wall", plain, below) == (pytest.approx(9.9), "history of 4 runs")
 
 
 def test_saved_runs_are_numbered_files_and_others_are_left_out(tmp_path):

@@ -33,7 +33,6 @@ INPUT_NAME, OUTPUT_NAME = "input0", "output0"  # as the tutorial
 TOP5_PROB, TOP5_CLASS = "top5_prob", "top5_class"
 TOP_K = 5
 GRAPH_VARIANTS = ("logits", "postprocess", "uint8")
-DEFAULT_MODEL = "resnet18"
 WEIGHTS_SEED = 0
 CALIBRATION_SEED = 424242  # never a data seed: calibration images are not test images
 CALIBRATION_IMAGES = 128

@@ -87,12 +87,9 @@ def bootstrap_ratio_ci(old: Sequence[float], new: Sequence[float], level: float 
     return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
 
 
-VERDICTS = ("ok", "faster", "REGRESSION", "unclear")
-
-
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    verdict: str  # one of VERDICTS
+    verdict: str  # ok, faster, REGRESSION or unclear
     old_median: float
     new_median: float
     threshold: float
