@@ -262,15 +262,19 @@ def test_never_reached():
 """
 
 
-def test_ctrl_c_during_a_benchmark_is_one_line_and_saves_nothing(pytester):
+@pytest.mark.parametrize("json_file", [True, False], ids=["with-json", "without-json"])
+def test_ctrl_c_during_a_benchmark_is_one_line_and_saves_nothing(pytester, json_file):
     pytester.makepyfile(test_ctrl_c=CTRL_C_TEST)
     storage = pytester.path / "storage"
+    json_args = ["--benchmark-json", str(pytester.path / "out.json")] if json_file else []
     result = pytester.runpytest_subprocess(*PLUGINS, "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
-                                           "--benchmark-json", str(pytester.path / "out.json"))
+                                           *json_args)
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert "interrupted (Ctrl-C): the run stopped, nothing was saved" in out
-    assert "Traceback" not in out and "ValueError" not in out and "KeyboardInterrupt" not in out
+    stop_lines = [line for line in out.splitlines() if line.startswith("!!!")]
+    assert stop_lines and all("Interrupted: Ctrl-C: the run stopped, nothing was saved" in x for x in stop_lines), out
+    assert "Traceback" not in out and "Error" not in out and "KeyboardInterrupt" not in out
+    assert "test_ctrl_c.py:" not in out  # no line of code: the user pressed Ctrl-C and needs only the one line
     assert not list(storage.rglob("*.json")) and not (pytester.path / "out.json").exists()
 
 
