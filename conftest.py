@@ -2,8 +2,8 @@
 
 pytest_plugins = [
     "fixtures.options",
+    "fixtures.session",
     "fixtures.model",
     "fixtures.engines",
-    "fixtures.bench",
     "pytester",  # the plugin's own tests drive pytest runs
 ]

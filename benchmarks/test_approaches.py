@@ -3,7 +3,8 @@ checked against ONNX Runtime, figures in ``extra_info``; and, with ``--batch-swe
 the baseline and the best approach at each batch size.
 
 Test ids are stable (``test_approach[torch-overlap]``, ``[torch-cuda_graph-b1]``,
-``test_sweep[torch-uint8_input-b32]``): saved runs are compared by them.
+``test_sweep[torch-uint8_input-b32]``): saved runs are compared by them. The cases are
+``trtbench.catalogue.CASES``; a case a backend cannot run is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -11,78 +12,55 @@ from __future__ import annotations
 import pytest
 
 from fixtures.bench import run_benchmark
-from trtbench.engines import multi_profile_batches
-from trtbench.gpu.approaches import approach_class
-from trtbench.gpu.backends.base import UnsupportedApproach
-
-# (test id, approach, keyword arguments of the case)
-CASES = [
-    ("baseline", "baseline", {}),
-    ("reuse_buffers", "reuse_buffers", {}),
-    ("pinned_memory", "pinned_memory", {}),
-    ("fp16", "fp16", {}),
-    ("overlap", "overlap", {}),
-    ("async_postprocess", "async_postprocess", {}),
-    ("async_postprocess-b1", "async_postprocess", {"batch": 1}),
-    ("cuda_graph", "cuda_graph", {}),
-    ("cuda_graph-b1", "cuda_graph", {"batch": 1}),
-    ("gpu_postprocess", "gpu_postprocess", {}),
-    ("uint8_input", "uint8_input", {}),
-    ("multi_context", "multi_context", {}),
-    ("multi_profile-two_profiles", "multi_profile", {"variant": "two_profiles"}),
-    ("multi_profile-one_profile", "multi_profile", {"variant": "one_profile"}),
-]
-SWEEP_APPROACHES = ("baseline", "uint8_input")  # the tutorial's start and the best pipeline
+from fixtures.session import session_of
+from trtbench.catalogue import CASES, SWEEP_APPROACHES, approach
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    from fixtures.options import OPTIONS_KEY
-
-    options = metafunc.config.stash[OPTIONS_KEY]
+    options = session_of(metafunc.config).options
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", options.backends, ids=list(options.backends))
+    if "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", CASES, ids=[c.id for c in CASES])
     if "sweep_case" in metafunc.fixturenames:
         cases = [pytest.param((a, b), id=f"{a}-b{b}") for b in options.batch_sweep for a in SWEEP_APPROACHES]
         metafunc.parametrize("sweep_case", cases or [pytest.param(None, id="none", marks=pytest.mark.skip(
             reason="no --batch-sweep given"))])
 
 
-def _engine(engines, backend, kind):  # type: ignore[no-untyped-def]
-    try:
-        return engines(backend, kind)
-    except UnsupportedApproach as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.mark.gpu
-@pytest.mark.parametrize("case,approach,kwargs", CASES, ids=[c[0] for c in CASES])
-def test_approach(case, approach, kwargs, backend, options, engines, make_workload, benchmark, request):  # type: ignore[no-untyped-def]
-    cls = approach_class(approach)
+def test_approach(case, backend, bench_session, engines, make_workload, benchmark):  # type: ignore[no-untyped-def]
+    from trtbench.engines import multi_profile_batches
+    from trtbench.gpu.approaches import approach_class
+
+    options = bench_session.options
+    spec = approach(case.approach)
     sizes = None
-    if approach == "multi_profile":
-        if backend != "tensorrt":
-            pytest.skip(f"{backend} has no optimization profiles: multi_profile is TensorRT only")
+    if case.approach == "multi_profile":
         small, large = multi_profile_batches(options.batch_size)  # --batch-size 1 refused at collection
         sizes = [small if i % 2 == 0 else large for i in range(options.batches)]
-    engine = _engine(engines, backend, "fp16" if kwargs.get("variant") == "one_profile" else cls.engine_kind)
-    workload = make_workload(cls, batch=kwargs.get("batch"), sizes=sizes)
-    extra = {k: v for k, v in kwargs.items() if k != "batch"}
-    if approach == "multi_context":
+    engine = engines(backend, case.kind)
+    workload = make_workload(spec, batch=case.batch, sizes=sizes)
+    extra = {"variant": case.variant} if case.variant else {}
+    if case.approach == "multi_context":
         extra["contexts"] = options.contexts
+    cls = approach_class(case.approach)
     benchmark.group = f"{options.model} {backend} batch {workload.max_batch}"
-    info = run_benchmark(benchmark, lambda: cls.open(engine, workload, **extra), options, case, backend, request.config)
-    if cls.name in ("cuda_graph", "gpu_postprocess", "uint8_input"):
+    info = run_benchmark(benchmark, lambda: cls.open(engine, workload, **extra), bench_session, case.id, backend)
+    if spec.replays_graphs:
         # the point of the approach, on every backend: it must really replay graphs, not fall back silently
         assert info["graph_fallback_reason"] is None, info["graph_fallback_reason"]
         assert info["enqueue_launches"] == 0 and info["graph_launches"] > 0, info
 
 
 @pytest.mark.gpu
-def test_sweep(sweep_case, backend, options, engines, make_workload, benchmark, request):  # type: ignore[no-untyped-def]
-    approach, batch = sweep_case
-    cls = approach_class(approach)
-    engine = _engine(engines, backend, cls.engine_kind)
-    workload = make_workload(cls, batch=batch)
-    benchmark.group = f"{options.model} {backend} sweep"
-    run_benchmark(benchmark, lambda: cls.open(engine, workload), options, approach, backend, request.config,
-                  sweep=True)
+def test_sweep(sweep_case, backend, bench_session, engines, make_workload, benchmark):  # type: ignore[no-untyped-def]
+    from trtbench.gpu.approaches import approach_class
+
+    name, batch = sweep_case
+    spec = approach(name)
+    engine = engines(backend, spec.engine_kind)
+    workload = make_workload(spec, batch=batch)
+    cls = approach_class(name)
+    benchmark.group = f"{bench_session.options.model} {backend} sweep"
+    run_benchmark(benchmark, lambda: cls.open(engine, workload), bench_session, name, backend, sweep=True)

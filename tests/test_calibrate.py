@@ -2,16 +2,18 @@
 
 import tomllib
 
-from tests.test_compare_report import saved_run
-from trtbench import calibrate
-from trtbench.cli import guarded
+import pytest
+
+from tests.helpers import MS, saved_run, trtbench
+from trtbench.settings import Settings
 
 
 def test_calibration_writes_thresholds_from_the_spread_and_finds_no_false_alarm(tmp_path, capsys):
     runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 6)]
     out = tmp_path / "calibrated.toml"
-    assert guarded(calibrate.main, ["--from-runs", *map(str, runs), "--out", str(out)]) == 0
+    assert trtbench("calibrate", *["--from-runs", *map(str, runs), "--out", str(out)]) == 0
     table = tomllib.loads(out.read_text())["fixed"]
+    assert Settings.load(out).fixed == table  # usable as it is: trtbench compare --thresholds calibrated.toml
     assert set(table) == {"wall", "compute"} and "fp16" in table["wall"] and "uint8_input" in table["compute"]
     assert all(v >= 0.03 for v in table["wall"].values()) and all(v >= 0.01 for v in table["compute"].values())
     text = capsys.readouterr().out
@@ -21,16 +23,14 @@ def test_calibration_writes_thresholds_from_the_spread_and_finds_no_false_alarm(
 def test_calibration_reports_a_false_alarm_with_exit_1(tmp_path, capsys):
     """Four quiet runs and one whose fp16 is 20% slower: the spread cannot hide it from a leave-one-out check."""
     runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
-    from tests.test_compare_report import MS
-
     runs.append(saved_run(tmp_path / "0005_slow.json", dict(MS, fp16=MS["fp16"] * 1.2), seed=4))
-    code = guarded(calibrate.main, ["--from-runs", *map(str, runs), "--out", str(tmp_path / "c.toml")])
+    code = trtbench("calibrate", *["--from-runs", *map(str, runs), "--out", str(tmp_path / "c.toml")])
     assert code == 1 and "false alarm(s)" in capsys.readouterr().out
 
 
 def test_calibration_needs_one_run_more_than_a_history(tmp_path, capsys):
     runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
-    assert guarded(calibrate.main, ["--from-runs", *map(str, runs)]) == 2
+    assert trtbench("calibrate", *["--from-runs", *map(str, runs)]) == 2
     assert "--from-runs: 4 run(s) given; a calibration needs at least 5 runs" in capsys.readouterr().err
 
 
@@ -38,16 +38,33 @@ def test_runs_of_another_gpu_or_other_tests_are_refused_before_anything_is_writt
     runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
     out = tmp_path / "c.toml"
     other_gpu = saved_run(tmp_path / "0005_a100.json", seed=5, gpu="NVIDIA A100")
-    assert guarded(calibrate.main, ["--from-runs", *map(str, runs + [other_gpu]), "--out", str(out)]) == 2
+    assert trtbench("calibrate", *["--from-runs", *map(str, runs + [other_gpu]), "--out", str(out)]) == 2
     assert "refusing to compare: gpu_name differs" in capsys.readouterr().err and not out.exists()
-    from tests.test_compare_report import MS
-
     fewer = saved_run(tmp_path / "0006_fewer.json", {k: v for k, v in MS.items() if k != "fp16"}, seed=6)
-    assert guarded(calibrate.main, ["--from-runs", *map(str, runs + [fewer]), "--out", str(out)]) == 2
+    assert trtbench("calibrate", *["--from-runs", *map(str, runs + [fewer]), "--out", str(out)]) == 2
     assert "measured different tests" in capsys.readouterr().err and not out.exists()
 
 
 def test_a_run_given_twice_is_refused(tmp_path, capsys):
     runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
-    assert guarded(calibrate.main, ["--from-runs", *map(str, runs + [runs[0]])]) == 2
+    assert trtbench("calibrate", *["--from-runs", *map(str, runs + [runs[0]])]) == 2
     assert "a run is given twice" in capsys.readouterr().err
+
+
+def test_copies_of_one_run_are_no_aa_set(tmp_path, capsys):
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
+    copy = tmp_path / "0005_copy.json"
+    copy.write_bytes(runs[0].read_bytes())
+    out = tmp_path / "c.toml"
+    assert trtbench("calibrate", "--from-runs", *runs, copy, "--out", out) == 2
+    assert "0005_copy.json holds the same samples as 0001_aa.json" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_calibrated_file_keeps_the_settings_it_was_made_with(tmp_path):
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 6)]
+    out = tmp_path / "c.toml"
+    assert trtbench("calibrate", "--from-runs", *runs, "--out", out) == 0
+    made, base = Settings.load(out), Settings.load()
+    assert (made.thresholds, made.floor, made.alpha, made.history_min_runs) == (
+        base.thresholds, base.floor, base.alpha, base.history_min_runs)
+    assert made.fixed["wall"]["fp16"] == pytest.approx(made.fixed["wall"]["fp16"]) and len(made.fixed["wall"]) == 9

@@ -4,71 +4,21 @@ thresholds (fixed, history, fallback), refusals with one line and exit 2, and th
 import dataclasses
 import json
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
 import pytest
 
+from tests.helpers import CASES, MS, record, samples, saved_run, thresholds_file, trtbench
+from trtbench import catalogue, runs
 from trtbench import compare as cmp
-from trtbench import report
+from trtbench import settings as st
 from trtbench.cli import EXIT_INTERNAL, guarded
-
-CASES = ["baseline", "reuse_buffers", "pinned_memory", "fp16", "overlap", "async_postprocess", "cuda_graph",
-         "gpu_postprocess", "uint8_input"]
-MS = {c: 30.0 / (i + 1) for i, c in enumerate(CASES)}
-
-
-def samples(median, spread, n, seed):
-    """n noisy per-round times around median; never below 1% of it (a time is positive)."""
-    return list(np.maximum(median * (1 + spread * np.random.default_rng(seed).standard_normal(n)), median * 0.01))
-
-
-def saved_run(path, ms=None, *, gpu="NVIDIA H100 80GB HBM3", trt="absent", model="resnet18", batch=128, seed=0,
-              compute=None, spread=0.005, rounds=25, schema=2, sweep=(), timeline=True):
-    ms = MS if ms is None else ms
-    compute = compute or {}
-    benches = []
-    for k, (case, value) in enumerate(ms.items()):
-        gpu_ms = compute.get(case, value * 0.8)
-        extra = {
-            "approach": case, "backend": "torch", "model": model, "batch_size": batch, "ms_per_batch": value,
-            "ms_per_batch_iqr": value * 0.01, "images_per_s": batch / value * 1e3, "compute_ms_per_batch": gpu_ms,
-            "upload_ms_per_batch": 1.0, "download_ms_per_batch": 0.1, "enqueue_ms_per_batch": 0.05,
-            "latency_p50_ms": value, "latency_p99_ms": value * 1.2, "rel_l2_error": 5e-4, "top1_agreement": 1.0,
-            "top5_agreement": 1.0, "peak_device_mb": 900.0, "gpu_compute_cv": 0.002, "sweep": False,
-            "floor": {"floor_ms": value * 0.7, "upload_ms": 1.0, "compute_ms": value * 0.7},
-            "samples": {"wall": samples(value, spread, rounds, seed * 100 + k),
-                        "compute": samples(gpu_ms, spread / 5, rounds, seed * 100 + k + 50)},
-        }
-        if timeline:
-            extra["timeline"] = {
-                "gpu": [{"batch": i, "span": s, "stream": st, "start_ms": i * value + o, "end_ms": i * value + o + d}
-                        for i in range(3) for s, st, o, d in (("upload", "copy", 0, 1), ("compute", "compute", 1, 2),
-                                                              ("download", "compute", 3, 0.2))],
-                "host": [{"batch": i, "span": s, "thread": t, "start_ms": i * value + o, "end_ms": i * value + o + 0.5}
-                         for i in range(3) for s, t, o in (("enqueue", "main", 0.5), ("postprocess", "worker", 3.3))]}
-        benches.append({"name": f"test_approach[torch-{case}]", "extra_info": extra})
-    for approach, b in sweep:
-        benches.append({"name": f"test_sweep[torch-{approach}-b{b}]", "extra_info": {
-            "approach": approach, "backend": "torch", "batch_size": b, "ms_per_batch": 1 + b / 50,
-            "images_per_s": b / (1 + b / 50) * 1e3, "latency_p50_ms": 1 + b / 50, "latency_p99_ms": 1.3 + b / 50,
-            "sweep": True, "samples": {"wall": samples(1 + b / 50, spread, rounds, b)}}})
-    doc = {"machine_info": {"gpu_name": gpu, "tensorrt": trt, "torch": "2.11.0", "model": model,
-                            "trtbench_schema": schema},
-           "datetime": "2026-11-24T00:00:00", "commit_info": {"id": "abc"}, "benchmarks": benches,
-           "trtbench": {"discrimination": {"batch": 128, "distinct_classes": 119, "image_dependent_share": 0.99}}}
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def thresholds_file(tmp_path, text=""):
-    path = tmp_path / "t.toml"
-    path.write_text("[thresholds.wall]\ndefault = 0.10\n[thresholds.compute]\ndefault = 0.05\n" + text)
-    return path
-
+from trtbench.runs import Malformed, SavedRun
 
 def run_main(*args):
-    return guarded(cmp.main, [str(a) for a in args])
+    return trtbench("compare", *args)
 
 
 def test_identical_code_no_regression(tmp_path, capsys):
@@ -112,14 +62,14 @@ def test_gpu_compute_3_percent_slower_is_flagged_with_a_threshold_from_history(t
 
 
 def test_fixed_thresholds_win_over_history_and_fall_back_by_case_then_approach(tmp_path):
-    settings = cmp.Settings.load(thresholds_file(tmp_path, '[fixed.compute]\ncuda_graph = 0.2\n"cuda_graph-b1" = 0.5\n'))
-    history = [cmp.Run.load(saved_run(tmp_path / f"{i}.json", seed=i)) for i in range(3)]
-    assert cmp.threshold_for("test_approach[torch-cuda_graph-b1]", "compute", settings, history) == (0.5, "fixed")
-    assert cmp.threshold_for("test_approach[torch-cuda_graph]", "compute", settings, history) == (0.2, "fixed")
-    value, source = cmp.threshold_for("test_approach[torch-fp16]", "compute", settings, history)
+    settings = st.Settings.load(thresholds_file(tmp_path, '[fixed.compute]\ncuda_graph = 0.2\n"cuda_graph-b1" = 0.5\n'))
+    history = [SavedRun.load(saved_run(tmp_path / f"{i}.json", seed=i)) for i in range(3)]
+    assert st.threshold_for("test_approach[torch-cuda_graph-b1]", "compute", settings, history) == (0.5, "fixed")
+    assert st.threshold_for("test_approach[torch-cuda_graph]", "compute", settings, history) == (0.2, "fixed")
+    value, source = st.threshold_for("test_approach[torch-fp16]", "compute", settings, history)
     assert source == "history of 3 runs" and value >= settings.floor["compute"]
-    assert cmp.threshold_for("test_approach[torch-fp16]", "wall", settings, history[:2]) == (0.10, "regression.toml")
-    assert cmp.case_of("test_approach[tensorrt-multi_profile-two_profiles]") == "multi_profile-two_profiles"
+    assert st.threshold_for("test_approach[torch-fp16]", "wall", settings, history[:2]) == (0.10, "regression.toml")
+    assert catalogue.case_of("test_approach[tensorrt-multi_profile-two_profiles]") == "multi_profile-two_profiles"
 
 
 def test_noisy_samples_past_the_threshold_are_cant_tell_exit_3(tmp_path, capsys):
@@ -139,9 +89,9 @@ def test_runs_of_another_gpu_tensorrt_or_model_are_refused(tmp_path, capsys, fie
 
 
 def test_another_batch_size_is_refused(tmp_path):
-    with pytest.raises(cmp.Refused, match="batch size 128 vs 64"):
-        cmp.compare(cmp.Run.load(saved_run(tmp_path / "c.json")), cmp.Run.load(saved_run(tmp_path / "d.json", batch=64)),
-                    cmp.Settings.load())
+    with pytest.raises(st.Refused, match="batch size 128 vs 64"):
+        cmp.compare(SavedRun.load(saved_run(tmp_path / "c.json")), SavedRun.load(saved_run(tmp_path / "d.json", batch=64)),
+                    st.Settings.load())
 
 
 def test_every_missing_file_is_named(tmp_path, capsys):
@@ -185,40 +135,40 @@ def test_empty_samples_are_not_measurements(tmp_path, capsys):
     assert run_main(old, new) == 2  # every test unmeasured: a run that measured nothing
     assert "measured nothing" in capsys.readouterr().err
     only_wall = with_samples(saved_run(tmp_path / "0003_c.json", seed=2), "compute", [])
-    assert [r.metric for r in cmp.compare(cmp.Run.load(old), cmp.Run.load(only_wall), cmp.Settings.load())][:1] == ["wall"]
+    assert [r.metric for r in cmp.compare(SavedRun.load(old), SavedRun.load(only_wall), st.Settings.load())][:1] == ["wall"]
     enqueue_only = with_samples(with_samples(saved_run(tmp_path / "0004_d.json", seed=3), "wall", []), "compute", [])
     with_samples(enqueue_only, "enqueue", [1.0] * 25)
-    assert cmp.Run.load(enqueue_only).tests == {}  # host enqueue alone is not a measured test
+    assert SavedRun.load(enqueue_only).tests == {}  # host enqueue alone is not a measured test
 
 
 def test_runs_with_no_metric_in_common_are_refused(tmp_path):
     old = run_of("old.json", {"t": {"wall": [1.0] * 10}})
     new = run_of("new.json", {"t": {"compute": [1.0] * 10}})
-    with pytest.raises(cmp.Refused, match="^old.json and new.json measured no metric of any test in common"):
-        cmp.compare(old, new, cmp.Settings.load())
+    with pytest.raises(st.Refused, match="^old.json and new.json measured no metric of any test in common"):
+        cmp.compare(old, new, st.Settings.load())
 
 
 def test_a_history_too_far_apart_for_a_threshold_is_refused_naming_the_test(tmp_path, capsys):
     name = "test_approach[torch-fp16]"
     outlier = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 20.0, 1.0))]
-    with pytest.raises(cmp.Refused) as info:
-        cmp.threshold_for(name, "wall", cmp.Settings.load(), outlier)
+    with pytest.raises(st.Refused) as info:
+        st.threshold_for(name, "wall", st.Settings.load(), outlier)
     assert str(info.value) == ("test_approach[torch-fp16] wall: the history's medians (1.000, 1.000, 20.000, 1.000 ms) "
                                "spread too far for a threshold; remove the outlying saved run or give --storage a "
                                "history of the same code")
-    plain = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 1\n"
+    plain = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 1\n"
                                                                         "cv_multiplier = 0\n"))
     at = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 11.0, 1.0))]
-    with pytest.raises(cmp.Refused, match="spread too far"):  # exactly 1000%: refused (decide takes < 10)
-        cmp.threshold_for(name, "wall", plain, at)
+    with pytest.raises(st.Refused, match="spread too far"):  # exactly 1000%: refused (decide takes < 10)
+        st.threshold_for(name, "wall", plain, at)
     below = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 10.9, 1.0))]
-    assert cmp.threshold_for(name, "wall", plain, below) == (pytest.approx(9.9), "history of 4 runs")
+    assert st.threshold_for(name, "wall", plain, below) == (pytest.approx(9.9), "history of 4 runs")
 
 
 def test_saved_runs_are_numbered_files_and_others_are_left_out(tmp_path):
     for name in ("0002_b.json", "0010_c.json", "0001_a.json", "0002abc_x.json", "notes.json", "12_short.json"):
         (tmp_path / name).write_text("{}")
-    assert [p.name for p in cmp.saved_runs(tmp_path)] == ["0001_a.json", "0002_b.json", "0010_c.json"]
+    assert [p.name for p in runs.saved_runs(tmp_path)] == ["0001_a.json", "0002_b.json", "0010_c.json"]
 
 
 def test_a_test_the_old_run_measured_and_the_new_one_lacks_is_not_a_pass(tmp_path, capsys):
@@ -232,7 +182,8 @@ def test_a_test_the_old_run_measured_and_the_new_one_lacks_is_not_a_pass(tmp_pat
 @pytest.mark.parametrize("content,expected", [
     ("[]", "not a pytest-benchmark run"),
     ("{not json", "not valid JSON"),
-    ('{"benchmarks": [], "machine_info": {"gpu_name": "x"}}', "saved before per-round samples were recorded"),
+    ('{"benchmarks": [], "machine_info": {"gpu_name": "x"}}', "not of this suite"),
+    ('{"benchmarks": [], "machine_info": {"trtbench_schema": 1}}', "saved before per-round samples were recorded"),
 ])
 def test_unusable_json_is_one_line_and_exit_2(tmp_path, capsys, content, expected):
     bad = tmp_path / "bad.json"
@@ -284,24 +235,24 @@ def test_markdown_table_for_the_job_summary(tmp_path, capsys):
 
 
 def test_the_repo_thresholds_file_is_valid():
-    settings = cmp.Settings.load()
+    settings = st.Settings.load()
     assert 0 < settings.thresholds["wall"]["default"] < 1 and 0 < settings.thresholds["compute"]["default"] < 1
     assert settings.alpha == 0.002 and settings.floor == {"wall": 0.03, "compute": 0.025}
     assert settings.noise_multiplier == 3.0 and settings.cv_multiplier == 5.0
 
 
 def test_commands_never_show_a_traceback(tmp_path):
-    for command in (["trtbench.compare", str(tmp_path / "x.json"), str(tmp_path / "y.json")],
-                    ["trtbench.report", str(tmp_path / "x.json")],
-                    ["trtbench.compare", "--thresholds"]):
-        done = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, cwd=tmp_path,
-                              env={"PYTHONPATH": str(cmp.ROOT)})
+    for command in (["compare", str(tmp_path / "x.json"), str(tmp_path / "y.json")],
+                    ["report", str(tmp_path / "x.json")],
+                    ["compare", "--thresholds"]):
+        done = subprocess.run([sys.executable, "-m", "trtbench", *command], capture_output=True, text=True,
+                              cwd=tmp_path, env={"PYTHONPATH": str(st.ROOT)})
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.strip().count("\n") == 0, done.stderr
 
 
 def test_an_internal_error_is_one_line_with_its_own_status(capsys):
-    def broken(argv):
+    def broken():
         raise KeyError("oops")
 
     assert guarded(broken) == EXIT_INTERNAL
@@ -312,7 +263,7 @@ def test_an_internal_error_is_one_line_with_its_own_status(capsys):
 
 def test_report_renders_markdown_and_every_picture(tmp_path):
     run = saved_run(tmp_path / "0001_a.json", sweep=[(a, b) for a in ("baseline", "uint8_input") for b in (1, 8, 32)])
-    assert report.main([str(run), "--out", str(tmp_path / "out")]) == 0
+    assert trtbench("report", run, "--out", tmp_path / "out") == 0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| baseline | 128 | 30.000" in md and "| cuda_graph | 128 |" in md and "7.00x" in md
     assert "21.000 (1.43x)" in md  # the floor and how far above it
@@ -326,19 +277,20 @@ def test_report_renders_markdown_and_every_picture(tmp_path):
 
 def test_report_without_timelines_or_sweep_draws_only_what_it_has(tmp_path):
     run = saved_run(tmp_path / "0001_a.json", timeline=False)
-    assert report.main([str(run), "--out", str(tmp_path / "o")]) == 0
+    assert trtbench("report", run, "--out", tmp_path / "o") == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["report.md", "report.png"]
 
 
 @pytest.mark.parametrize("content,expected", [
     (None, "no such file"), ("{nope", "not valid JSON"), ("[]", "not a pytest-benchmark run"),
-    ('{"benchmarks": [], "machine_info": {}}', "holds no measured benchmark"),
+    ('{"benchmarks": [], "machine_info": {"trtbench_schema": 2}}', "measured nothing"),
+    ('{"benchmarks": [], "machine_info": {}}', "not of this suite"),
 ])
 def test_report_refuses_unusable_input_in_one_line(tmp_path, capsys, content, expected):
     path = tmp_path / "r.json"
     if content is not None:
         path.write_text(content)
-    assert guarded(report.main, [str(path), "--out", str(tmp_path / "o")]) == 2
+    assert trtbench("report", path, "--out", tmp_path / "o") == 2
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1
 
@@ -346,7 +298,7 @@ def test_report_refuses_unusable_input_in_one_line(tmp_path, capsys, content, ex
 def test_report_out_must_be_a_folder(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert guarded(report.main, [str(saved_run(tmp_path / "a.json")), "--out", str(blocker)]) == 2
+    assert trtbench("report", saved_run(tmp_path / "a.json"), "--out", blocker) == 2
     assert "--out" in capsys.readouterr().err
 
 
@@ -359,7 +311,7 @@ FULL_THRESHOLDS = "[thresholds.wall]\ndefault = 0.10\n[thresholds.compute]\ndefa
 
 def run_of(name, tests, machine=H100, batch=128):
     """A loaded run, made in memory: ``tests`` maps a test name to its metric -> samples."""
-    return cmp.Run(cmp.Path(name), dict(machine), {t: cmp.MeasuredTest(batch, dict(s)) for t, s in tests.items()})
+    return SavedRun(Path(name), dict(machine), {}, "", {t: record(t, batch, dict(s)) for t, s in tests.items()})
 
 
 def settings_file(tmp_path, text):
@@ -370,18 +322,18 @@ def settings_file(tmp_path, text):
 
 def refusal(tmp_path, text):
     path = settings_file(tmp_path, text)
-    with pytest.raises(cmp.Refused) as info:
-        cmp.Settings.load(path)
+    with pytest.raises(st.Refused) as info:
+        st.Settings.load(path)
     return str(info.value).removeprefix(f"--thresholds {path}: ")
 
 
 def test_settings_defaults_and_every_decision_key_is_read(tmp_path):
-    s = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS))
+    s = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS))
     assert (s.alpha, s.noise_multiplier, s.cv_multiplier, s.history_min_runs, s.history_window,
             s.max_rounds_factor) == (0.002, 3.0, 5.0, 3, 10, 4)
     assert s.floor == {"wall": 0.01, "compute": 0.01} and s.fixed == {"wall": {}, "compute": {}}
     assert s.thresholds == {"wall": {"default": 0.10}, "compute": {"default": 0.05}}
-    edge = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + (
+    edge = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + (
         "[decision]\nalpha = 0.01\nnoise_multiplier = 0.5\ncv_multiplier = 0\nhistory_min_runs = 2\n"
         "history_window = 2\nmax_rounds_factor = 1\n[floor]\nwall = 0.04\n")))  # each bound's edge is allowed
     assert (edge.alpha, edge.noise_multiplier, edge.cv_multiplier, edge.history_min_runs, edge.history_window,
@@ -424,15 +376,15 @@ def test_bad_settings_are_refused_naming_the_entry(tmp_path, text, expected):
 
 
 def test_per_case_then_per_approach_then_default_thresholds(tmp_path):
-    s = cmp.Settings.load(settings_file(tmp_path, (
+    s = st.Settings.load(settings_file(tmp_path, (
         "[thresholds.wall]\ndefault = 0.10\ncuda_graph = 0.2\n\"async_postprocess-b1\" = 0.8\n"
         "[thresholds.compute]\ndefault = 0.05\n[fixed.compute]\nfp16 = 0.3\n")))
-    assert cmp.threshold_for("test_approach[torch-cuda_graph-b1]", "wall", s, []) == (0.2, "regression.toml")
-    assert cmp.threshold_for("test_approach[torch-cuda_graph]", "wall", s, []) == (0.2, "regression.toml")
-    assert cmp.threshold_for("test_approach[torch-async_postprocess-b1]", "wall", s, []) == (0.8, "regression.toml")
-    assert cmp.threshold_for("test_approach[torch-async_postprocess]", "wall", s, []) == (0.10, "regression.toml")
-    assert cmp.threshold_for("test_approach[torch-fp16-b1]", "compute", s, []) == (0.3, "fixed")
-    assert cmp.case_of("a_plain_name") == "a_plain_name"
+    assert st.threshold_for("test_approach[torch-cuda_graph-b1]", "wall", s, []) == (0.2, "regression.toml")
+    assert st.threshold_for("test_approach[torch-cuda_graph]", "wall", s, []) == (0.2, "regression.toml")
+    assert st.threshold_for("test_approach[torch-async_postprocess-b1]", "wall", s, []) == (0.8, "regression.toml")
+    assert st.threshold_for("test_approach[torch-async_postprocess]", "wall", s, []) == (0.10, "regression.toml")
+    assert st.threshold_for("test_approach[torch-fp16-b1]", "compute", s, []) == (0.3, "fixed")
+    assert catalogue.case_of("a_plain_name") == "a_plain_name"
 
 
 def history_runs(n, name="test_approach[torch-fp16]"):
@@ -446,17 +398,17 @@ def test_history_threshold_is_the_larger_of_the_spread_and_the_round_noise_terms
     runs = history_runs(3) + [run_of("other.json", {"test_approach[torch-overlap]": {"wall": [1.0] * 5}})]
     spread = (10.4 - 10.0) / 10.2
     cv = 1.4826 * 0.01  # MAD / median of every run's rounds
-    spread_wins = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 2.5\n"
+    spread_wins = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 2.5\n"
                                                                               "cv_multiplier = 0\n"))
-    assert cmp.threshold_for(name, "wall", spread_wins, runs) == (pytest.approx(2.5 * spread), "history of 3 runs")
-    noise_wins = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 0.1\n"
+    assert st.threshold_for(name, "wall", spread_wins, runs) == (pytest.approx(2.5 * spread), "history of 3 runs")
+    noise_wins = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 0.1\n"
                                                                              "cv_multiplier = 5\n"))
-    assert cmp.threshold_for(name, "wall", noise_wins, runs) == (pytest.approx(5 * cv), "history of 3 runs")
-    four = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nhistory_min_runs = 4\n"))
-    assert cmp.threshold_for(name, "wall", four, runs) == (0.10, "regression.toml")  # 3 runs are too few
-    window = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + (
+    assert st.threshold_for(name, "wall", noise_wins, runs) == (pytest.approx(5 * cv), "history of 3 runs")
+    four = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nhistory_min_runs = 4\n"))
+    assert st.threshold_for(name, "wall", four, runs) == (0.10, "regression.toml")  # 3 runs are too few
+    window = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + (
         "[decision]\nhistory_min_runs = 2\nhistory_window = 2\nnoise_multiplier = 2\ncv_multiplier = 0\n")))
-    assert cmp.threshold_for(name, "wall", window, history_runs(3)) == (pytest.approx(2 * 0.2 / 10.3),
+    assert st.threshold_for(name, "wall", window, history_runs(3)) == (pytest.approx(2 * 0.2 / 10.3),
                                                                          "history of 2 runs")  # the newest two
 
 
@@ -464,11 +416,11 @@ def test_a_run_that_does_not_name_its_gpu_is_unknown(tmp_path):
     old = run_of("a.json", {"t": {"wall": [1.0] * 5}}, machine={"tensorrt": "absent", "model": "resnet18"})
     new = run_of("b.json", {"t": {"wall": [1.0] * 5}}, machine=dict(H100, gpu_name="unknown"))
     cmp.check_comparable(old, new)  # both unknown: the same
-    with pytest.raises(cmp.Refused) as info:
+    with pytest.raises(st.Refused) as info:
         cmp.check_comparable(old, run_of("b.json", {"t": {"wall": [1.0] * 5}}))
     assert str(info.value) == ("refusing to compare: gpu_name differs (a.json: 'unknown', b.json: "
                                "'NVIDIA H100 80GB HBM3'); compare runs of the same GPU model, TensorRT version and model")
-    with pytest.raises(cmp.Refused, match=r"\(a.json: 'NVIDIA H100 80GB HBM3', b.json: 'unknown'\)"):
+    with pytest.raises(st.Refused, match=r"\(a.json: 'NVIDIA H100 80GB HBM3', b.json: 'unknown'\)"):
         cmp.check_comparable(run_of("a.json", {}), run_of("b.json", {}, machine={"tensorrt": "absent",
                                                                                  "model": "resnet18"}))
 
@@ -485,8 +437,8 @@ SAMPLES = {"wall": [1.0, 1.01, 0.99, 1.0, 1.02], "compute": [0.8, 0.81, 0.79, 0.
 def test_the_tests_a_new_run_lacks_are_named(lacking, shown):
     old = run_of("a.json", {f"t{i}": SAMPLES for i in range(8)})
     new = run_of("b.json", {f"t{i}": SAMPLES for i in range(lacking, 8)})
-    with pytest.raises(cmp.Refused) as info:
-        cmp.compare(old, new, cmp.Settings.load())
+    with pytest.raises(st.Refused) as info:
+        cmp.compare(old, new, st.Settings.load())
     assert str(info.value) == (f"b.json lacks {lacking} test(s) that a.json measured: {shown}; if they were "
                                "deselected on purpose, name them with --allow-missing PATTERN")
 
@@ -495,9 +447,9 @@ def test_allow_missing_excuses_only_what_it_names():
     names = ["test_approach[torch-overlap]", "test_approach[torch-fp16]", "test_approach[torch-baseline]"]
     old = run_of("a.json", {n: SAMPLES for n in names})
     new = run_of("b.json", {names[2]: SAMPLES})
-    with pytest.raises(cmp.Refused, match=r"lacks 1 test\(s\) that a.json measured: test_approach\[torch-fp16\];"):
-        cmp.compare(old, new, cmp.Settings.load(), allow_missing=[names[0]])  # an exact name (it holds [ ])
-    rows = cmp.compare(old, new, cmp.Settings.load(), allow_missing=[names[0], "*fp16*"])
+    with pytest.raises(st.Refused, match=r"lacks 1 test\(s\) that a.json measured: test_approach\[torch-fp16\];"):
+        cmp.compare(old, new, st.Settings.load(), allow_missing=[names[0]])  # an exact name (it holds [ ])
+    rows = cmp.compare(old, new, st.Settings.load(), allow_missing=[names[0], "*fp16*"])
     assert {r.name for r in rows} == {names[2]}
 
 
@@ -515,10 +467,10 @@ def test_only_history_of_the_same_gpu_and_never_the_new_run_sets_thresholds():
     old = run_of("old.json", {name: SAMPLES})
     new = run_of("new.json", {name: SAMPLES})
     other_gpu = [dataclasses.replace(r, machine=dict(H100, gpu_name="NVIDIA A100")) for r in history_runs(4, name)]
-    rows = cmp.compare(old, new, cmp.Settings.load(), history=other_gpu + [old, new])
+    rows = cmp.compare(old, new, st.Settings.load(), history=other_gpu + [old, new])
     assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "regression.toml"), ("compute", "regression.toml")]
     same = [dataclasses.replace(r, machine=dict(H100)) for r in history_runs(4, name)]
-    rows = cmp.compare(old, new, cmp.Settings.load(), history=same + [new])
+    rows = cmp.compare(old, new, st.Settings.load(), history=same + [new])
     assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "history of 4 runs"),
                                                               ("compute", "regression.toml")]  # no compute history
 
@@ -528,12 +480,12 @@ def test_thresholds_come_only_from_runs_of_the_same_weights_but_other_weights_st
     seeded = dict(H100, weights="seeded:0:calibration-v2")
     old, new = (dataclasses.replace(run_of(f, {name: SAMPLES}), machine=seeded) for f in ("old.json", "new.json"))
     tuned = [dataclasses.replace(r, machine=dict(seeded, weights="sha256:0123456789abcdef")) for r in history_runs(4, name)]
-    rows = cmp.compare(old, new, cmp.Settings.load(), history=tuned)
+    rows = cmp.compare(old, new, st.Settings.load(), history=tuned)
     assert [r.threshold_source for r in rows] == ["regression.toml", "regression.toml"]
     same = [dataclasses.replace(r, machine=seeded) for r in history_runs(4, name)]
-    assert cmp.compare(old, new, cmp.Settings.load(), history=same)[0].threshold_source == "history of 4 runs"
+    assert cmp.compare(old, new, st.Settings.load(), history=same)[0].threshold_source == "history of 4 runs"
     other = dataclasses.replace(new, machine=dict(seeded, weights="sha256:0123456789abcdef"))
-    assert [r.verdict for r in cmp.compare(old, other, cmp.Settings.load())] == ["ok", "ok"]  # not refused
+    assert [r.verdict for r in cmp.compare(old, other, st.Settings.load())] == ["ok", "ok"]  # not refused
 
 
 def steady(median, n=25, seed=0):
@@ -543,7 +495,7 @@ def steady(median, n=25, seed=0):
 def test_an_enqueue_bound_tests_gpu_time_is_judged_with_the_wall_threshold(tmp_path):
     """trtexec's rule: enqueue > 0.8 x GPU compute means the GPU waits for the host."""
     name = "test_approach[torch-baseline]"  # fallback thresholds: wall 25%, compute 5%
-    settings = cmp.Settings.load()
+    settings = st.Settings.load()
 
     def run(file, compute, enqueue, seed):
         return run_of(file, {name: {"wall": steady(10.0, seed=seed), "compute": steady(compute, seed=seed + 1),
@@ -557,17 +509,17 @@ def test_an_enqueue_bound_tests_gpu_time_is_judged_with_the_wall_threshold(tmp_p
     bound = judged(1.0, 2.0)  # the new run's host enqueue (2.0) > 0.8 x its GPU time (2.2)
     assert bound["compute"] == ("ok", 0.25, "wall's, enqueue-bound; regression.toml")
     assert judged(1.9, 1.0)["compute"][2].startswith("wall's")  # the old run's (1.9 > 1.6) counts too
-    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"compute": [2.0] * 3, "enqueue": [1.6] * 3})) is False  # 0.8 x
-    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"compute": [2.0] * 3, "enqueue": [1.61] * 3})) is True
-    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"compute": [2.0, 2.0, 30], "enqueue": [0.1, 1.7, 1.8]})) is True  # medians
-    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"compute": [2.0]})) is False  # no enqueue samples
-    assert cmp.enqueue_bound(cmp.MeasuredTest(1, {"enqueue": [2.0]})) is False
+    assert cmp.enqueue_bound(record("t", 1, {"compute": [2.0] * 3, "enqueue": [1.6] * 3})) is False  # 0.8 x
+    assert cmp.enqueue_bound(record("t", 1, {"compute": [2.0] * 3, "enqueue": [1.61] * 3})) is True
+    assert cmp.enqueue_bound(record("t", 1, {"compute": [2.0, 2.0, 30], "enqueue": [0.1, 1.7, 1.8]})) is True  # medians
+    assert cmp.enqueue_bound(record("t", 1, {"compute": [2.0]})) is False  # no enqueue samples
+    assert cmp.enqueue_bound(record("t", 1, {"enqueue": [2.0]})) is False
     # a wall threshold below the compute one never lowers it
-    low_wall = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS.replace("default = 0.10", "default = 0.02")))
+    low_wall = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS.replace("default = 0.10", "default = 0.02")))
     rows = cmp.compare(run("old.json", 2.0, 1.0, 0), run("new.json", 2.2, 2.0, 3), low_wall)
     assert [(r.metric, r.decision.threshold, r.threshold_source) for r in rows] == [
         ("wall", 0.02, "regression.toml"), ("compute", 0.05, "regression.toml")]
-    equal = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS.replace("default = 0.10", "default = 0.05")))
+    equal = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS.replace("default = 0.10", "default = 0.05")))
     rows = cmp.compare(run("old.json", 2.0, 1.0, 0), run("new.json", 2.2, 2.0, 3), equal)
     assert rows[1].threshold_source == "regression.toml"  # an equal wall threshold changes nothing
 
@@ -577,22 +529,22 @@ def test_saved_runs_keep_their_enqueue_samples(tmp_path):
     doc = json.loads(path.read_text())
     doc["benchmarks"][0]["extra_info"]["samples"]["enqueue"] = [1.5] * 25
     path.write_text(json.dumps(doc))
-    assert cmp.Run.load(path).tests["test_approach[torch-fp16]"].samples["enqueue"] == [1.5] * 25
+    assert SavedRun.load(path).tests["test_approach[torch-fp16]"].samples["enqueue"] == (1.5,) * 25
 
 
 def test_a_metric_one_run_lacks_is_left_out_and_the_others_are_compared():
     old = run_of("a.json", {"t": SAMPLES})
     new = run_of("b.json", {"t": {"compute": SAMPLES["compute"]}})
-    assert [(r.name, r.metric) for r in cmp.compare(old, new, cmp.Settings.load())] == [("t", "compute")]
-    assert [(r.name, r.metric) for r in cmp.compare(new, old, cmp.Settings.load())] == [("t", "compute")]
+    assert [(r.name, r.metric) for r in cmp.compare(old, new, st.Settings.load())] == [("t", "compute")]
+    assert [(r.name, r.metric) for r in cmp.compare(new, old, st.Settings.load())] == [("t", "compute")]
 
 
 def test_the_settings_alpha_decides_significance(tmp_path):
     old = run_of("a.json", {"t": {"wall": samples(10.0, 0.05, 8, 5)}})
     new = run_of("b.json", {"t": {"wall": samples(11.0, 0.05, 8, 55)}})  # +12%, p = 0.018
-    assert [r.verdict for r in cmp.compare(old, new, cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS)))] == [
+    assert [r.verdict for r in cmp.compare(old, new, st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS)))] == [
         "unclear"]
-    lax = cmp.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nalpha = 0.5\n"))
+    lax = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nalpha = 0.5\n"))
     assert [r.verdict for r in cmp.compare(old, new, lax)] == ["REGRESSION"]
 
 
@@ -634,7 +586,7 @@ def test_saved_runs_are_ordered_by_number_then_time_across_folders(tmp_path):
         os.utime(path, (mtime, mtime))
         paths[name] = path
     (tmp_path / "A" / "notes.json").write_text("{}")
-    assert cmp.saved_runs(tmp_path) == [paths[n] for n in ("0003_a_b_c.json", "0003_x.json", "0009_early.json",
+    assert runs.saved_runs(tmp_path) == [paths[n] for n in ("0003_a_b_c.json", "0003_x.json", "0009_early.json",
                                                             "0010_late.json")]
 
 
@@ -642,25 +594,30 @@ def test_history_skips_an_unusable_run_and_keeps_the_rest(tmp_path):
     bad = tmp_path / "0001_bad.json"
     bad.write_text("{nope")
     good = saved_run(tmp_path / "0002_good.json")
-    assert [r.path for r in cmp.load_history([bad, good])] == [good]
+    assert [r.path for r in runs.load_all([bad, good])[0]] == [good]
 
 
 def test_unreadable_runs_are_refused_saying_why(tmp_path):
-    with pytest.raises(cmp.Refused, match=r": not readable \(IsADirectoryError: "):
-        cmp.Run.load(tmp_path)
+    with pytest.raises(Malformed, match=r": a folder, not a file$"):
+        SavedRun.load(tmp_path)
     binary = tmp_path / "run.json"
     binary.write_bytes(b"\xff\xfe\x00not utf-8")
-    with pytest.raises(cmp.Refused, match=r"run.json: not readable \(UnicodeDecodeError: "):
-        cmp.Run.load(binary)
+    with pytest.raises(Malformed, match=r"run.json: not readable \(UnicodeDecodeError: "):
+        SavedRun.load(binary)
     for doc in ({"benchmarks": []}, {"machine_info": {}}, {"benchmarks": {}, "machine_info": {}}):
         binary.write_text(json.dumps(doc))
-        with pytest.raises(cmp.Refused) as info:
-            cmp.Run.load(binary)
+        with pytest.raises(Malformed) as info:
+            SavedRun.load(binary)
         assert str(info.value) == (f"{binary}: not a pytest-benchmark run (expected an object with 'benchmarks' and "
                                    "'machine_info')")
-    binary.write_text(json.dumps({"benchmarks": [], "machine_info": {}}))
-    with pytest.raises(cmp.Refused) as info:
-        cmp.Run.load(binary)
+    binary.write_text(json.dumps({"benchmarks": [], "machine_info": {}}))  # another project's run
+    with pytest.raises(Malformed) as info:
+        SavedRun.load(binary)
+    assert str(info.value) == (f"{binary}: a pytest-benchmark run, but not of this suite (its machine_info has no "
+                               "trtbench_schema)")
+    binary.write_text(json.dumps({"benchmarks": [], "machine_info": {"trtbench_schema": 1}}))
+    with pytest.raises(Malformed) as info:
+        SavedRun.load(binary)
     assert str(info.value) == (f"{binary}: saved before per-round samples were recorded (schema 1, need 2); run the "
                                "suite again to make a baseline")
 
@@ -672,14 +629,14 @@ def test_foreign_benchmarks_are_skipped_and_ours_loaded(tmp_path):
     doc["benchmarks"] = ["not an object", {"name": "test_other"}, {"name": "test_x", "extra_info": {"ms": 1.0}},
                          {"name": "test_y", "extra_info": {"samples": None}}, ours]
     path.write_text(json.dumps(doc))
-    assert list(cmp.Run.load(path).tests) == ["test_approach[torch-fp16]"]
+    assert list(SavedRun.load(path).tests) == ["test_approach[torch-fp16]"]
     ours["extra_info"]["samples"]["wall"][3] = "x"
     doc["benchmarks"] = [ours]
     path.write_text(json.dumps(doc))
-    with pytest.raises(cmp.Refused) as info:
-        cmp.Run.load(path)
-    assert str(info.value) == (f"{path}: benchmark 'test_approach[torch-fp16]' has malformed samples (ValueError: "
-                               "'x' is not a time (a finite number above zero))")
+    with pytest.raises(Malformed) as info:
+        SavedRun.load(path)
+    assert str(info.value) == (f"{path}: benchmark 'test_approach[torch-fp16]': samples.wall: 'x' is not a time (a "
+                               "finite number above zero)")
 
 
 def test_help_names_the_command_its_options_and_exit_statuses(capsys, monkeypatch):
@@ -688,24 +645,30 @@ def test_help_names_the_command_its_options_and_exit_statuses(capsys, monkeypatc
         run_main("--help")
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert text.startswith("usage: python -m trtbench.compare [-h] [--storage STORAGE] [--thresholds THRESHOLDS] "
+    assert text.startswith("usage: trtbench compare [-h] [--storage STORAGE] [--thresholds THRESHOLDS] "
                            "[--allow-missing PATTERN] [--markdown] [runs ...] Compare saved runs per test and metric; "
-                           "exit non-zero on a regression. positional arguments: ")
-    for line in ("runs OLD.json NEW.json, or NEW.json (default: the newest two in --storage)",
-                 "--storage STORAGE saved runs folder (default: the folder of NEW, else .benchmarks)",
+                           "exit 1 on a regression.")
+    for line in ("runs OLD.json NEW.json, or NEW.json (default: the newest run in --storage)",
+                 "--storage STORAGE saved runs folder, searched recursively for the newest run (default .benchmarks)",
                  "--thresholds THRESHOLDS TOML like regression.toml",
                  "--allow-missing PATTERN a test name, or an fnmatch pattern, the new run may lack: deselected on purpose",
                  "--markdown print the table as markdown (a job summary)"):
         assert line in text
-    assert text.endswith("exit status: 0 no regression, 1 regression, 2 refused, 3 can't tell")
+    assert text.endswith("exit status: 0 fine, 1 regression (or what the check guards against), 2 refused input, "
+                         "3 can't tell, 70 internal error, 130 Ctrl-C")
 
 
-def test_more_than_two_runs_is_a_usage_error(tmp_path, capsys):
+def test_more_than_two_runs_is_refused(tmp_path, capsys):
+    assert run_main(tmp_path / "a", tmp_path / "b", tmp_path / "c") == 2
+    assert capsys.readouterr().err == "error: give at most two runs (OLD.json NEW.json), got 3\n"
+
+
+def test_an_unknown_option_is_a_usage_error_in_one_line(capsys):
     with pytest.raises(SystemExit) as info:
-        run_main(tmp_path / "a", tmp_path / "b", tmp_path / "c")
+        run_main("--bogus")
     assert info.value.code == 2
-    assert capsys.readouterr().err == ("python -m trtbench.compare: give at most two runs (OLD.json NEW.json), got 3 "
-                                       "(see python -m trtbench.compare --help)\n")
+    assert capsys.readouterr().err == ("trtbench compare: unrecognized arguments: --bogus (see trtbench compare "
+                                       "--help)\n")
 
 
 def test_missing_files_and_empty_storage_messages(tmp_path, capsys, monkeypatch):
@@ -713,29 +676,35 @@ def test_missing_files_and_empty_storage_messages(tmp_path, capsys, monkeypatch)
     assert capsys.readouterr().err == f"error: no such file: {tmp_path / 'x.json'}, {tmp_path / 'y.json'}\n"
     monkeypatch.chdir(tmp_path)
     assert run_main() == 2
-    assert capsys.readouterr().err == "error: no saved run found in .benchmarks\n"
+    assert capsys.readouterr().err == "error: no saved run (NNNN_*.json) found in .benchmarks\n"
     (tmp_path / ".benchmarks" / "H100").mkdir(parents=True)
     saved_run(tmp_path / ".benchmarks" / "H100" / "0001_a.json")
     assert run_main() == 0
-    assert capsys.readouterr().out == (f"no baseline to compare {cmp.Path('.benchmarks/H100/0001_a.json')} with: "
-                                       "first run, passing (it becomes the baseline)\n")
+    assert capsys.readouterr().out == (f"no baseline to compare {Path('.benchmarks/H100/0001_a.json')} with in "
+                                       f"{Path('.benchmarks/H100')}: first run, passing (it becomes the baseline)\n")
 
 
 def test_a_lone_run_that_measured_nothing_is_refused(tmp_path, capsys):
     empty = tmp_path / "0001_a.json"
     empty.write_text(json.dumps({"machine_info": dict(H100, trtbench_schema=2), "benchmarks": []}))
     assert run_main(empty) == 2
-    assert capsys.readouterr().err == f"error: {empty}: measured nothing (no benchmark with per-round samples)\n"
+    assert capsys.readouterr().err == (f"error: {empty}: measured nothing (no benchmark with per-round samples; every "
+                                       "test skipped or --benchmark-disable?)\n")
 
 
-def test_a_named_new_run_is_compared_with_the_newest_saved_run(tmp_path, capsys):
+def test_a_named_new_run_is_compared_with_the_newest_run_of_its_folder_alone(tmp_path, capsys):
     storage = tmp_path / "storage"
     storage.mkdir()
-    runs = [saved_run(storage / f"000{i}_r.json", seed=i) for i in (1, 2)]
-    new = saved_run(tmp_path / "new.json", seed=3)
-    assert run_main(new, "--storage", storage) == 0
+    saved = [saved_run(storage / f"000{i}_r.json", seed=i) for i in (1, 2, 3)]
+    (storage / "copies").mkdir()  # runs below the folder are another machine's: never history
+    saved_run(storage / "copies" / "0009_elsewhere.json", seed=9)
+    assert run_main(saved[2]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"old: {runs[1]}\nnew: {new}\n\n") and out.endswith("\n\nno regression\n")
+    assert out.startswith(f"old: {saved[1]}\nnew: {saved[2]}\nhistory for thresholds: 2 run(s) of the same GPU, "
+                          f"TensorRT, model and weights in {storage}: 0001, 0002\n\n")
+    assert out.endswith("\n\nno regression\n") and "0009" not in out
+    assert run_main(saved[2], "--storage", storage) == 2
+    assert "--storage picks the newest run when no run is given" in capsys.readouterr().err
 
 
 def test_every_flagged_test_is_listed_with_its_count(tmp_path, capsys):
@@ -753,8 +722,8 @@ def test_every_flagged_test_is_listed_with_its_count(tmp_path, capsys):
                           rounds=6)
     assert run_main(noisy_old, noisy_new) == 3
     tail = capsys.readouterr().out.rsplit("\n\n", 1)[1]
-    bad = cmp.unclear(cmp.compare(cmp.Run.load(noisy_old), cmp.Run.load(noisy_new), cmp.Settings.load(),
-                                  [cmp.Run.load(noisy_old)]))
+    bad = cmp.unclear(cmp.compare(SavedRun.load(noisy_old), SavedRun.load(noisy_new), st.Settings.load(),
+                                  [SavedRun.load(noisy_old)]))
     assert len(bad) >= 2 and tail == (f"{len(bad)} can't tell: rerun with more --rounds: "
                                       + "; ".join(cmp.describe(r) for r in bad) + "\n")
 
@@ -773,7 +742,7 @@ def test_report_refuses_a_row_it_cannot_draw_naming_the_benchmark(tmp_path, caps
     doc = json.loads(path.read_text())
     change(doc["benchmarks"][0]["extra_info"])
     path.write_text(json.dumps(doc))
-    assert guarded(report.main, [str(path), "--out", str(tmp_path / "o")]) == 2
+    assert trtbench("report", path, "--out", tmp_path / "o") == 2
     err = capsys.readouterr().err
     assert err == f"error: {path}: benchmark 'test_approach[torch-fp16]': {shown}" + err[err.index(shown) + len(shown):]
     assert err.count("\n") == 1 and not (tmp_path / "o").exists()

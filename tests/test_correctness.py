@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from trtbench import model as m
+from trtbench import images as img
 from trtbench.correctness import TOLERANCES, ErrorStats, PipelineOutputs, Tolerance, compare, softmax, top_k
 
 BATCH = 32
@@ -15,7 +15,7 @@ BATCH = 32
 
 @pytest.fixture(scope="module")
 def inputs():
-    return [m.normalize(m.make_images(10088, i, BATCH)) for i in range(2)]
+    return [img.normalize(img.make_images(10088, i, BATCH)) for i in range(2)]
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from trtbench.catalogue import ENGINE_KINDS as ENGINES
 from trtbench.engines import (
-    ENGINES,
     EngineCache,
     EngineConfigError,
     TrtCapabilities,
@@ -317,7 +317,7 @@ def test_file_sha256_of_a_file_of_several_chunks(tmp_path):
     data = bytes(range(256)) * 5000  # 1.2 MiB: more than one read
     path = tmp_path / "model.onnx"
     path.write_bytes(data)
-    from trtbench.engines import file_sha256
+    from trtbench.files import file_sha256
 
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
     (tmp_path / "empty").write_bytes(b"")
@@ -337,7 +337,7 @@ def test_timing_cache_path_per_tensorrt_and_gpu(tmp_path):
 def test_write_atomic_makes_folders_and_renames_a_hidden_temp_from_the_same_folder(tmp_path, monkeypatch):
     import os
 
-    from trtbench import engines
+    from trtbench import files
 
     renames = []
     real_replace = os.replace
@@ -346,9 +346,9 @@ def test_write_atomic_makes_folders_and_renames_a_hidden_temp_from_the_same_fold
         renames.append((Path(src), Path(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(engines.os, "replace", spy)
+    monkeypatch.setattr(files.os, "replace", spy)
     target = tmp_path / "a" / "b" / "x.engine"
-    engines.write_atomic(target, b"payload")
+    files.write_atomic(target, b"payload")
     assert target.read_bytes() == b"payload"
     [(src, dst)] = renames
     assert dst == target and src.parent == target.parent
@@ -356,21 +356,21 @@ def test_write_atomic_makes_folders_and_renames_a_hidden_temp_from_the_same_fold
 
 
 def test_write_atomic_cleans_up_and_keeps_the_original_error(tmp_path, monkeypatch):
-    from trtbench import engines
+    from trtbench import files
 
     def fail(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(engines.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        engines.write_atomic(tmp_path / "x.engine", b"payload")
+        files.write_atomic(tmp_path / "x.engine", b"payload")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_interrupt_right_after_the_rename_stays_an_interrupt(tmp_path, monkeypatch):
     import os
 
-    from trtbench import engines
+    from trtbench import files
 
     real_replace = os.replace
 
@@ -378,9 +378,9 @@ def test_an_interrupt_right_after_the_rename_stays_an_interrupt(tmp_path, monkey
         real_replace(src, dst)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engines.os, "replace", replace_then_interrupt)
+    monkeypatch.setattr(files.os, "replace", replace_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        engines.write_atomic(tmp_path / "x.engine", b"payload")
+        files.write_atomic(tmp_path / "x.engine", b"payload")
     assert [p.name for p in tmp_path.iterdir()] == ["x.engine"]
 
 

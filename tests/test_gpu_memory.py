@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from trtbench import catalogue
+
 OPENS = 100
 WARM = 5  # the first opens fill caches (cuDNN workspaces, CUDA graph pools)
 FLAT_MB = 256
@@ -19,15 +21,15 @@ def used_mb() -> float:
 
 @pytest.mark.gpu
 @pytest.mark.slow
-@pytest.mark.parametrize("approach", ["baseline", "reuse_buffers", "pinned_memory", "fp16", "overlap",
-                                      "async_postprocess", "cuda_graph", "gpu_postprocess", "uint8_input",
-                                      "multi_context"])
+@pytest.mark.parametrize("approach", [a.name for a in catalogue.APPROACHES
+                                      if not a.unsupported("torch")])
 def test_memory_is_flat_over_repeated_opens(approach, engines, make_workload, options):
     from trtbench.gpu.approaches import approach_class
 
     cls = approach_class(approach)
-    engine = engines("torch", cls.engine_kind)
-    workload = make_workload(cls)
+    declared = catalogue.approach(approach)
+    engine = engines("torch", declared.engine_kind)
+    workload = make_workload(declared)
     after_close = []
     for _ in range(OPENS):
         with cls.open(engine, workload) as pipeline:

@@ -5,17 +5,21 @@ import onnx
 import pytest
 import torch
 
+from trtbench import catalogue as cat
+from trtbench import graphs as gr
+from trtbench import images as img
 from trtbench import model as m
+from trtbench import reference as ref
 
 
 @pytest.fixture(scope="module")
 def exported(net, spec, tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
-    return {v: m.export_onnx(net, spec, folder / f"{v}.onnx", v) for v in m.GRAPH_VARIANTS}
+    return {v: gr.export_onnx(net, spec, folder / f"{v}.onnx", v) for v in cat.GRAPH_VARIANTS}
 
 
 def test_model_names_and_sizes():
-    assert m.model_spec("resnet18") == m.ModelSpec("resnet18", 224, 1000)
+    assert m.model_spec("resnet18") == cat.ModelSpec("resnet18", 224, 1000)
     assert m.model_spec("inception_v3").image_size == 299  # what the architecture needs
     assert m.model_spec("vit_b_16").image_size == 224
     assert "resnet50" in m.classifier_names() and "fasterrcnn_resnet50_fpn" not in m.classifier_names()
@@ -31,19 +35,19 @@ def test_unknown_or_non_classifier_model_is_refused_with_examples(name, what):
 
 def test_default_weights_discriminate_at_batch_128(net, spec):
     """The correctness checks' power: many classes, logits mostly image-dependent."""
-    x = torch.from_numpy(m.normalize(m.make_images(10088, 0, 128, spec.image_size)))
+    x = torch.from_numpy(img.normalize(img.make_images(10088, 0, 128, spec.image_size)))
     with torch.no_grad():
         logits = net(x).numpy()
-    found = m.Discrimination.of(logits)
-    assert found.distinct_classes >= m.MIN_DISTINCT_CLASSES_AT_128 and found.image_dependent_share >= 0.5
+    found = ref.Discrimination.of(logits)
+    assert found.distinct_classes >= ref.MIN_DISTINCT_CLASSES_AT_128 and found.image_dependent_share >= 0.5
     assert found.meets_targets and "distinct top-1 classes in a batch of 128" in found.describe()
 
 
 def test_uncalibrated_random_weights_would_not_discriminate(spec):
     """Control: the problem the calibration solves (one class for every image)."""
-    x = torch.from_numpy(m.normalize(m.make_images(10088, 0, 32, spec.image_size)))
+    x = torch.from_numpy(img.normalize(img.make_images(10088, 0, 32, spec.image_size)))
     with torch.no_grad():
-        found = m.Discrimination.of(m._construct("resnet18").eval()(x).numpy())
+        found = ref.Discrimination.of(m._construct("resnet18").eval()(x).numpy())
     assert not found.meets_targets
 
 
@@ -58,9 +62,9 @@ def test_calibrated_weights_are_cached_and_deterministic(spec, net, tmp_path):
 def test_a_second_model_exports_and_matches_onnxruntime(tmp_path):
     spec = m.model_spec("mobilenet_v3_large")
     net = m.build_model(spec, cache_dir=tmp_path)
-    path = m.export_onnx(net, spec, tmp_path / "mnv3.onnx", "postprocess")
-    x = m.normalize(m.make_images(3, 0, 4, spec.image_size))
-    out = m.run_onnxruntime(path, [x])[0]
+    path = gr.export_onnx(net, spec, tmp_path / "mnv3.onnx", "postprocess")
+    x = img.normalize(img.make_images(3, 0, 4, spec.image_size))
+    out = ref.run_onnxruntime(path, [x])[0]
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     assert np.linalg.norm(out["output0"] - expected) / np.linalg.norm(expected) < 1e-4
@@ -71,20 +75,20 @@ def test_exports_have_the_tutorial_names_a_dynamic_batch_and_pass_the_checker(ex
     for variant, path in exported.items():
         graph = onnx.load(str(path)).graph
         onnx.checker.check_model(str(path), full_check=True)
-        inputs, outputs = m.graph_io(m.model_spec("resnet18"), variant)
+        inputs, outputs = cat.graph_io(m.model_spec("resnet18"), variant)
         assert [i.name for i in graph.input] == list(inputs) and [o.name for o in graph.output] == list(outputs)
         dims = graph.input[0].type.tensor_type.shape.dim
         assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == list(inputs["input0"][1])
 
 
 def test_graph_variants_agree_with_the_model_and_each_other(exported, net, spec):
-    images = m.make_images(5, 0, 4, spec.image_size)
-    x = m.normalize(images)
+    images = img.make_images(5, 0, 4, spec.image_size)
+    x = img.normalize(images)
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
-    logits = m.run_onnxruntime(exported["logits"], [x])[0]
-    post = m.run_onnxruntime(exported["postprocess"], [x])[0]
-    u8 = m.run_onnxruntime(exported["uint8"], [images])[0]
+    logits = ref.run_onnxruntime(exported["logits"], [x])[0]
+    post = ref.run_onnxruntime(exported["postprocess"], [x])[0]
+    u8 = ref.run_onnxruntime(exported["uint8"], [images])[0]
     assert np.linalg.norm(logits["output0"] - expected) / np.linalg.norm(expected) < 1e-5
     for out in (post, u8):
         assert np.linalg.norm(out["output0"] - expected) / np.linalg.norm(expected) < 1e-5
@@ -97,41 +101,41 @@ def test_graph_variants_agree_with_the_model_and_each_other(exported, net, spec)
 
 
 def test_images_are_seeded_prefix_consistent_and_in_the_tutorial_range():
-    a = m.make_images(7, 1, 4)
+    a = img.make_images(7, 1, 4)
     assert a.shape == (4, 224, 224, 3) and a.dtype == np.uint8
-    assert np.array_equal(a, m.make_images(7, 1, 4))
-    assert np.array_equal(a[:2], m.make_images(7, 1, 2))  # a smaller batch is a prefix
-    assert not np.array_equal(a, m.make_images(8, 1, 4)) and not np.array_equal(a, m.make_images(7, 2, 4))
-    x = m.normalize(a)
+    assert np.array_equal(a, img.make_images(7, 1, 4))
+    assert np.array_equal(a[:2], img.make_images(7, 1, 2))  # a smaller batch is a prefix
+    assert not np.array_equal(a, img.make_images(8, 1, 4)) and not np.array_equal(a, img.make_images(7, 2, 4))
+    x = img.normalize(a)
     assert x.shape == (4, 3, 224, 224) and x.dtype == np.float32 and x.flags.c_contiguous
     assert -1.0 <= x.min() < -0.9 and 0.9 < x.max() <= 1.0
     np.testing.assert_allclose(x[1, 2, 10, 20], a[1, 10, 20, 2] / 127.5 - 1, rtol=1e-6)
 
 
 def test_image_batches_are_cached(tmp_path):
-    first = m.image_batches(3, 2, 2, 32, tmp_path)
+    first = img.image_batches(3, 2, 2, 32, tmp_path)
     assert len(list(tmp_path.glob("images-*.npy"))) == 1
-    again = m.image_batches(3, 2, 2, 32, tmp_path)
+    again = img.image_batches(3, 2, 2, 32, tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
-    assert np.array_equal(first[1], m.make_images(3, 1, 2, 32))
+    assert np.array_equal(first[1], img.make_images(3, 1, 2, 32))
 
 
 def test_reference_is_cached_per_graph_and_data(exported, tmp_path, monkeypatch):
-    batches = [m.normalize(m.make_images(5, i, 2)) for i in range(2)]
-    first, cached = m.reference_outputs(exported["logits"], batches, tmp_path)
+    batches = [img.normalize(img.make_images(5, i, 2)) for i in range(2)]
+    first, cached = ref.reference_outputs(exported["logits"], batches, tmp_path)
     assert not cached and len(list(tmp_path.glob("reference-*.npz"))) == 1
     calls = []
-    monkeypatch.setattr(m, "run_onnxruntime", lambda *a: calls.append(a))
-    second, cached = m.reference_outputs(exported["logits"], batches, tmp_path)
+    monkeypatch.setattr(ref, "run_onnxruntime", lambda *a: calls.append(a))
+    second, cached = ref.reference_outputs(exported["logits"], batches, tmp_path)
     assert cached and not calls and all(np.array_equal(a["output0"], b["output0"]) for a, b in zip(first, second))
     # other data, or another graph (another model's export): never served from the cache
-    monkeypatch.setattr(m, "run_onnxruntime", lambda p, b: [{"output0": np.zeros((2, 1000), np.float32)}] * 2)
-    assert not m.reference_outputs(exported["logits"], batches[::-1], tmp_path)[1]
-    assert not m.reference_outputs(exported["postprocess"], batches, tmp_path)[1]
+    monkeypatch.setattr(ref, "run_onnxruntime", lambda p, b: [{"output0": np.zeros((2, 1000), np.float32)}] * 2)
+    assert not ref.reference_outputs(exported["logits"], batches[::-1], tmp_path)[1]
+    assert not ref.reference_outputs(exported["postprocess"], batches, tmp_path)[1]
 
 
 def test_fp16_export_keeps_fp32_io(net, spec, tmp_path):
-    path = m.export_onnx(net, spec, tmp_path / "h.onnx", "postprocess", fp16=True)
+    path = gr.export_onnx(net, spec, tmp_path / "h.onnx", "postprocess", fp16=True)
     graph = onnx.load(str(path)).graph
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -184,7 +188,7 @@ def test_an_empty_model_name_is_shown_as_such():
 def test_real_weights_load(spec, net, tmp_path):
     path = tmp_path / "good.pt"
     torch.save(net.state_dict(), path)
-    again = m.build_model(spec, path)
+    again = m.build_model(spec, m.load_weights(spec, path))
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
 
 

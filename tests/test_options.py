@@ -6,12 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+import torchvision  # noqa: F401  (and torch) before any test: pytester forgets the modules a test imports,
+# and torch's extension cannot be imported a second time in one process
 
-from fixtures.options import OPTIONS_KEY, backend_problem, backend_unavailable
+from fixtures.options import backend_problem, backend_unavailable, check_costly
+from fixtures.session import session_of
 from trtbench.gpu.cuda import no_device_reason
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = ["-p", "fixtures.options", "-p", "fixtures.model", "-p", "fixtures.engines", "-p", "fixtures.bench"]
+PLUGINS = ["-p", "fixtures.options", "-p", "fixtures.session", "-p", "fixtures.model", "-p", "fixtures.engines"]
 NO_GPU = no_device_reason() is not None
 
 
@@ -23,10 +26,14 @@ def _suite_importable(monkeypatch):
 
 @pytest.fixture
 def parse(pytester):
-    """The suite's options as the plugin parses them, in this process."""
+    """The suite's options as the plugin parses them, in this process, with the costly checks
+    that run once a selected test needs the suite."""
 
     def parse(*args):
-        return pytester.parseconfigure("-p", "fixtures.options", *args).stash[OPTIONS_KEY]
+        options = session_of(pytester.parseconfigure("-p", "fixtures.options", "-p", "fixtures.session",
+                                                     *args)).options
+        check_costly(options)
+        return options
 
     return parse
 
@@ -58,7 +65,7 @@ def test_values_are_parsed(parse, tmp_path):
     assert o.ordering_tolerance == 0.0 and o.contexts == 1 and o.max_aux_streams == 0 and o.rebuild_engines
     assert o.batch_sweep == (1, 8, 32) and o.model == "resnet50" and o.engine_cache_dir == tmp_path / "e"
     assert parse("--ordering-tolerance", "0.999").ordering_tolerance == 0.999
-    assert parse("--batch-size", "4096").batch_size == 4096  # the largest allowed
+    assert parse("--batch-size", "4096", "--batches", "1").batch_size == 4096  # the largest allowed
 
 
 @pytest.mark.parametrize(
@@ -70,11 +77,14 @@ def test_values_are_parsed(parse, tmp_path):
         (["--engine-cache-dir", ""], "--engine-cache-dir '': empty; give a writable folder (default: .cache/ in the project)"),
         (["--reference-cache-dir", ""], "--reference-cache-dir '': empty; give a writable folder (default: .cache/ in the project)"),
         (["--regression-baseline", ""], "--regression-baseline '': empty; give a saved run's JSON or 'latest'"),
-        (["--batches", "0"], "--batches must be an integer >= 1, got 0"),
-        (["--rounds", "0"], "--rounds must be an integer >= 1, got 0"),
-        (["--warmup-rounds", "-1"], "--warmup-rounds must be an integer >= 0, got -1"),
+        (["--batches", "0"], "--batches must be an integer from 1 to 1000, got 0"),
+        (["--rounds", "0"], "--rounds must be an integer from 1 to 10000, got 0"),
+        (["--warmup-rounds", "-1"], "--warmup-rounds must be an integer from 0 to 10000, got -1"),
         (["--data-seed", "-1"], "--data-seed must be an integer >= 0, got -1"),
-        (["--contexts", "0"], "--contexts must be an integer >= 1, got 0"),
+        (["--contexts", "0"], "--contexts must be an integer from 1 to 64, got 0"),
+        (["--contexts", "1000000"], "--contexts must be an integer from 1 to 64, got 1000000"),
+        (["--rounds", "1000000000"], "--rounds must be an integer from 1 to 10000, got 1000000000"),
+        (["--batches", "100000000"], "--batches must be an integer from 1 to 1000, got 100000000"),
         (["--max-aux-streams", "-1"], "--max-aux-streams must be an integer >= 0, got -1"),
         (["--ordering-tolerance", "x"], "--ordering-tolerance must be a fraction in [0, 1)"),
         (["--ordering-tolerance", "1"], "--ordering-tolerance must be a fraction in [0, 1) such as 0.05, got '1'"),
@@ -222,10 +232,12 @@ def test_trt(backend):
 
 MULTI_PROFILE_TEST = """
 import pytest
+from trtbench.catalogue import CASES
 
 @pytest.mark.parametrize("backend", ["tensorrt"])
-@pytest.mark.parametrize("case", ["multi_profile-two_profiles", "baseline"])
-def test_approach(case, backend):
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in ("multi_profile-two_profiles", "baseline")],
+                         ids=lambda c: c.id)
+def test_approach(case, backend, options):
     pass
 """
 
@@ -243,9 +255,11 @@ def test_batch_size_1_with_tensorrt_and_multi_profile_selected_is_a_usage_error(
     monkeypatch.setattr(options, "backend_problem", lambda b: None)
     pytester.makepyfile(test_mp=MULTI_PROFILE_TEST)
     monkeypatch.setattr(options, "backend_unavailable", lambda b: "absent here (test)")
-    result = pytester.runpytest_inprocess("-p", "fixtures.options", "--batch-size", "1")
+    monkeypatch.setattr("fixtures.session.check_costly", lambda options: None)  # the model's checks: not the point
+    result = pytester.runpytest_inprocess("-p", "fixtures.options", "-p", "fixtures.session", "--batch-size", "1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result = pytester.runpytest_inprocess("-p", "fixtures.options", "--batch-size", "1", "-k", "baseline")
+    result = pytester.runpytest_inprocess("-p", "fixtures.options", "-p", "fixtures.session", "--batch-size", "1",
+                                          "-k", "baseline")
     assert result.ret != pytest.ExitCode.USAGE_ERROR  # deselected: fine
 
 
@@ -280,7 +294,7 @@ def test_ctrl_c_during_a_benchmark_is_one_line_and_saves_nothing(pytester, json_
 
 REGRESSION_CONFTEST = """
 import json, pytest
-from fixtures.bench import RESULTS_KEY, REMEASURE_KEY, SELECTED_KEY
+from fixtures.session import session_of
 
 def samples(median, n=25, seed=0):
     import numpy as np
@@ -288,14 +302,15 @@ def samples(median, n=25, seed=0):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session):
-    config = session.config
-    spec = json.loads(config.getoption("--fake-results"))
-    config.stash[SELECTED_KEY] |= set(spec)
+    bench = session_of(session.config)
+    spec = json.loads(session.config.getoption("--fake-results"))
+    bench.selected |= set(spec)
     for name, ms in spec.items():
         if ms is None:
             continue  # selected, not measured (skipped)
-        config.stash[RESULTS_KEY][name] = {"batch_size": 128, "samples": {"wall": samples(ms), "compute": samples(ms * 0.8)}}
-        config.stash[REMEASURE_KEY][name] = lambda rounds, ms=ms: {"wall": samples(ms, rounds, 9), "compute": samples(ms * 0.8, rounds, 9)}
+        bench.results[name] = {"batch_size": 128, "ms_per_batch": ms,
+                               "samples": {"wall": samples(ms), "compute": samples(ms * 0.8)}}
+        bench.remeasure[name] = lambda rounds, ms=ms: {"wall": samples(ms, rounds, 9), "compute": samples(ms * 0.8, rounds, 9)}
 
 def pytest_addoption(parser):
     parser.addoption("--fake-results")
@@ -324,11 +339,11 @@ def test_in_run_latest_with_no_saved_run_passes_with_a_note(in_run_check):
 
 
 def test_in_run_check_flags_a_regression_and_keeps_deselected_and_unmeasured_apart(in_run_check, tmp_path):
-    from tests.test_compare_report import saved_run
+    from fixtures.session import machine_details
+    from tests.helpers import saved_run
+    from trtbench.runs import storage_tag
 
     check, storage = in_run_check
-    from fixtures.bench import machine_details, storage_tag
-
     folder = storage / storage_tag(machine_details()) / "Linux"
     folder.mkdir(parents=True)
     saved_run(folder / "0001_base.json", {"fp16": 6.0, "overlap": 5.0}, gpu=machine_details()["gpu_name"])
@@ -339,7 +354,7 @@ def test_in_run_check_flags_a_regression_and_keeps_deselected_and_unmeasured_apa
     # overlap deselected in this session: not compared, not a failure
     result = check({"test_approach[torch-fp16]": 6.0}, "--regression-baseline", "latest")
     result.assert_outcomes(passed=1)
-    assert "not compared (deselected in this session): 1 test(s)" in result.stdout.str()
+    assert "not compared (deselected in this run): 1 test(s)" in result.stdout.str()
     # overlap selected but not measured (skipped): the baseline had it, so it is not a pass
     result = check({"test_approach[torch-fp16]": 6.0, "test_approach[torch-overlap]": None},
                    "--regression-baseline", "latest")
@@ -351,7 +366,7 @@ def test_in_run_check_with_nothing_measured_fails(in_run_check):
     check, _ = in_run_check
     result = check({}, "--regression-baseline", "latest")
     result.assert_outcomes(failed=1)
-    assert "no benchmark was timed in this session" in result.stdout.str()
+    assert "no benchmark was timed in this run" in result.stdout.str()
 
 
 # ---------------------------------------------------------------- in process: every default, message and skip
@@ -510,15 +525,42 @@ def pytest_addoption(parser):
 def test_saved_runs_record_the_model_and_its_weights(tmp_path):
     import types
 
-    from fixtures.bench import machine_details, pytest_benchmark_update_machine_info
+    from fixtures.session import BenchSession, machine_details
     from trtbench.model import weights_identity
 
     details = machine_details("resnet50", "sha256:0123456789abcdef")
     assert (details["model"], details["weights"]) == ("resnet50", "sha256:0123456789abcdef")
+    assert details["nvidia_driver"] and details["trtbench_schema"] == 2
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"state dict")
     for given in (None, weights):
         info: dict = {}
-        config = types.SimpleNamespace(stash={OPTIONS_KEY: types.SimpleNamespace(model="resnet34", weights=given)})
-        pytest_benchmark_update_machine_info(config, info)
+        session = BenchSession.__new__(BenchSession)  # its hooks without a pytest run
+        session.options = types.SimpleNamespace(model="resnet34", weights=given)
+        session.pytest_benchmark_update_machine_info(info)
         assert (info["model"], info["weights"]) == ("resnet34", weights_identity(given))
+
+
+def test_batches_that_cannot_fit_in_host_memory_are_refused_with_what_fits(parse, monkeypatch):
+    import fixtures.options as options
+
+    monkeypatch.setattr(options, "_available_host_bytes", lambda: 10 * 2**30)
+    with pytest.raises(pytest.UsageError) as info:
+        parse("--batches", "1000")
+    assert str(info.value) == ("--batches 1000 with --batch-size 128: the images need 179.4 GiB of host memory, "
+                               "10.0 GiB are available; at most --batches 55 fits")
+    assert parse("--batches", "55").batches == 55
+    monkeypatch.setattr(options, "_available_host_bytes", lambda: 2**20)
+    with pytest.raises(pytest.UsageError, match="a smaller --batch-size is needed$"):
+        parse("--batches", "1")
+
+
+def test_a_unit_test_run_pays_for_no_costly_check(pytester, monkeypatch):
+    """A run that selects none of the suite's tests imports neither torch nor the GPU layer."""
+    pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
+    checked = []
+    monkeypatch.setattr("fixtures.session.check_costly", lambda options: checked.append(options))
+    result = pytester.runpytest_inprocess("-p", "fixtures.options", "-p", "fixtures.session", "--batch-size", "64")
+    result.assert_outcomes(passed=1)
+    assert checked == []
+    assert not (pytester.path / ".cache").exists()

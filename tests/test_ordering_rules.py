@@ -1,6 +1,7 @@
 """The ordering rules on recorded figures (no GPU)."""
 
-from trtbench.ordering import CHAIN, Figure, check_ordering, confirm_chain_failures, failures, figure_case
+from trtbench.catalogue import CHAIN
+from trtbench.ordering import Figure, check_ordering, confirm_chain_failures, failures, figure_case
 
 B = 128
 
@@ -84,9 +85,9 @@ def test_multi_profile_rule_and_backends_are_separate():
 
 def test_batch1_test_ids_feed_the_batch1_rule():
     """The benchmark's case ids map onto the rule keys (a mismatch left the rule unevaluated)."""
-    from benchmarks.test_approaches import CASES
+    from trtbench.catalogue import CASES
 
-    ids = [case_id for case_id, _, _ in CASES]
+    ids = [case.id for case in CASES]
     assert figure_case("cuda_graph-b1") == "cuda_graph" and "cuda_graph-b1" in ids
     assert figure_case("async_postprocess-b1") == "async_postprocess" and "async_postprocess-b1" in ids
     assert {"multi_profile-two_profiles", "multi_profile-one_profile"} <= {figure_case(i) for i in ids}

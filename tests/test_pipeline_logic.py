@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from trtbench.gpu.pipeline import Pipeline, Sink, SlotRing, WorkerThread, Workload, poison_host, postprocess, softmax
+from trtbench.correctness import softmax
+from trtbench.gpu.pipeline import Pipeline, Sink, SlotRing, WorkerThread, Workload, poison_host, postprocess
 
 
 def test_slot_ring_never_lets_a_writer_overwrite_a_slot_being_read():

@@ -9,10 +9,11 @@ import pytest
 
 from tests.conftest import reference_data
 from tests.fake_cuda import CpuEngine
-from trtbench import model as m
-from trtbench.engines import ENGINES
+from trtbench import catalogue as cat
+from trtbench import graphs as gr
 from trtbench.gpu import cuda
-from trtbench.gpu.approaches import NAMES, approach_class
+from trtbench.catalogue import NAMES, approach
+from trtbench.gpu.approaches import approach_class
 from trtbench.gpu.pipeline import Workload
 
 BATCH, BATCHES = 4, 3
@@ -22,7 +23,7 @@ CPU_APPROACHES = [n for n in NAMES if n != "multi_profile"]  # profiles: see tes
 @pytest.fixture(scope="module")
 def graphs(spec, net, tmp_path_factory):
     folder = tmp_path_factory.mktemp("graphs")
-    return {v: m.export_onnx(net, spec, folder / f"{v}.onnx", v) for v in m.GRAPH_VARIANTS}
+    return {v: gr.export_onnx(net, spec, folder / f"{v}.onnx", v) for v in cat.GRAPH_VARIANTS}
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +31,16 @@ def data(graphs):
     return reference_data(graphs, BATCH, BATCHES)
 
 
-def engine_for(runtime, graphs, spec, approach, sabotage=None):
-    precision, variant = ENGINES["fp16" if approach.engine_kind == "shared_profile" else approach.engine_kind]
-    return CpuEngine(runtime, graphs[variant], precision, variant, m.graph_io(spec, variant), sabotage)
+def engine_for(runtime, graphs, spec, cls, sabotage=None):
+    precision, variant = cat.ENGINE_KINDS[approach(cls.name).engine_kind]
+    return CpuEngine(runtime, graphs[variant], precision, variant, cat.graph_io(spec, variant), sabotage)
 
 
-def workload(data, approach, batch=None):
-    inputs, refs = data[approach.graph_variant]
+def workload(data, cls, batch=None):
+    declared = approach(cls.name)
+    inputs, refs = data[declared.graph_variant]
     b = batch or BATCH
-    return Workload([x[:b] for x in inputs], [{k: v[:b] for k, v in r.items()} for r in refs], approach.host_memory)
+    return Workload([x[:b] for x in inputs], [{k: v[:b] for k, v in r.items()} for r in refs], declared.host_memory)
 
 
 def run_rounds(pipeline, rounds=3):
@@ -127,10 +129,10 @@ def test_a_graph_replaced_when_the_batch_size_changes_is_released_at_once(runtim
     re-captured twice a round; the old graph is closed and let go then, not kept until the
     pipeline closes."""
     cls = approach_class("cuda_graph")
-    inputs, refs = data[cls.graph_variant]
+    inputs, refs = data[approach(cls.name).graph_variant]
     sizes = [BATCH, BATCH, 2]
     mixed = Workload([x[:b] for x, b in zip(inputs, sizes)], [{k: v[:b] for k, v in r.items()} for r, b in
-                                                               zip(refs, sizes)], cls.host_memory)
+                                                               zip(refs, sizes)], approach(cls.name).host_memory)
     with cls.open(engine_for(runtime, graphs, spec, cls), mixed) as pipeline:
         held, captures = [], []
         for _ in range(3):

@@ -2,7 +2,7 @@
 
 import textwrap
 
-from trtbench.static_check import ROOT, run_mypy
+from trtbench.commands.static_check import ROOT, run_mypy
 
 
 def test_tensorrt_code_typechecks_against_the_stubs():

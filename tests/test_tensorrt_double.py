@@ -17,10 +17,13 @@ import pytest
 
 from tests import trt_double
 from tests.conftest import reference_data
-from trtbench import model as m
-from trtbench.engines import EngineCache, cache_key, engine_specs, file_sha256, multi_profile_batches
+from trtbench import catalogue as cat
+from trtbench import graphs as gr
+from trtbench.engines import EngineCache, cache_key, engine_specs, multi_profile_batches
+from trtbench.files import file_sha256
 from trtbench.gpu import cuda
-from trtbench.gpu.approaches import NAMES, approach_class
+from trtbench.catalogue import NAMES, approach
+from trtbench.gpu.approaches import approach_class
 from trtbench.gpu.pipeline import Workload
 
 BATCH, BATCHES = 8, 3
@@ -50,14 +53,14 @@ def backend_on(compute):
 @pytest.fixture(scope="module")
 def onnx_files(net, spec, tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
-    return {(v, fp16): m.export_onnx(net, spec, folder / f"{v}{'-fp16' if fp16 else ''}.onnx", v, fp16)
-            for v in m.GRAPH_VARIANTS for fp16 in (False, True)}
+    return {(v, fp16): gr.export_onnx(net, spec, folder / f"{v}{'-fp16' if fp16 else ''}.onnx", v, fp16)
+            for v in cat.GRAPH_VARIANTS for fp16 in (False, True)}
 
 
 @pytest.fixture(scope="module")
 def data(onnx_files):
     """Batches of BATCH images per graph variant and the ONNX Runtime reference of its fp32 graph."""
-    return reference_data({v: onnx_files[v, False] for v in m.GRAPH_VARIANTS}, BATCH, BATCHES)
+    return reference_data({v: onnx_files[v, False] for v in cat.GRAPH_VARIANTS}, BATCH, BATCHES)
 
 
 def build_engines(trtb, spec, onnx_files, cache_dir, force_strongly_typed=False):
@@ -77,14 +80,14 @@ def build_engines(trtb, spec, onnx_files, cache_dir, force_strongly_typed=False)
 
 
 def workload_for(cls, data, case_kwargs):
-    inputs, refs = data[cls.graph_variant]
+    inputs, refs = data[approach(cls.name).graph_variant]
     if cls.name == "multi_profile":
         small, large = multi_profile_batches(BATCH)
         sizes = [small if i % 2 == 0 else large for i in range(BATCHES)]
     else:
         sizes = [case_kwargs.get("batch", BATCH)] * BATCHES
     return Workload([x[:b] for x, b in zip(inputs, sizes)], [{k: v[:b] for k, v in r.items()} for r, b in zip(refs, sizes)],
-                    cls.host_memory)
+                    approach(cls.name).host_memory)
 
 
 CASES = [(name, {}) for name in NAMES if name != "multi_profile"] + [
@@ -104,7 +107,7 @@ def run_every_approach(trtb, engines, data):
     """Open, run and check every approach through the backend; returns the contexts' violations."""
     for name, kwargs in CASES:
         cls = approach_class(name)
-        kind = "fp16" if kwargs.get("variant") == "one_profile" else cls.engine_kind
+        kind = "fp16" if kwargs.get("variant") == "one_profile" else approach(name).engine_kind
         extra = {k: v for k, v in kwargs.items() if k != "batch"}
         with cls.open(engines[kind], workload_for(cls, data, kwargs), **extra) as pipeline:
             for _ in range(2):
@@ -288,7 +291,7 @@ def test_every_approach_runs_through_the_real_backend_on_the_gpu(net, spec, onnx
     modules = {}
     for (variant, fp16), path in onnx_files.items():
         def make(engine_fp16, variant=variant):
-            graph = m.classifier_graph(net, variant, fp16=engine_fp16)
+            graph = gr.classifier_graph(net, variant, fp16=engine_fp16)
             return graph.to(device="cuda", memory_format=torch.channels_last).eval()
         modules[file_sha256(path)] = make
     with backend_on(trt_double.TorchOnGpu(modules)) as trtb:

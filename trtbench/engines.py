@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from filelock import FileLock
+
+from trtbench.catalogue import ENGINE_KINDS
+from trtbench.files import write_atomic
 
 KEY_SCHEMA = 2  # bump when the meaning of a key field changes
 
@@ -62,7 +63,7 @@ class EngineSpec:
     fp16_path: str | None = None  # "builder_flag" (10.x) or "strongly_typed" (11.x, or forced)
     profile_sharing_flag: bool = False  # PreviewFeature.PROFILE_SHARING_0806 (TensorRT < 10)
     max_aux_streams: int | None = None  # None: TensorRT's default
-    graph_variant: str = "logits"  # which graph (trtbench.model.GRAPH_VARIANTS)
+    graph_variant: str = "logits"  # which graph (trtbench.catalogue.GRAPH_VARIANTS)
     onnx_fp16: bool = False  # parsed from the fp16-weights export (the strongly typed path)
 
     @property
@@ -97,17 +98,6 @@ def needs_profile_sharing_flag(caps: TrtCapabilities) -> bool:
     return True
 
 
-# engine name -> (precision, graph variant); the profile shapes come from --batch-size
-ENGINES = {
-    "fp32": ("fp32", "logits"),
-    "fp16": ("fp16", "logits"),
-    "multi_profile": ("fp16", "logits"),
-    "shared_profile": ("fp16", "logits"),
-    "fp16_postprocess": ("fp16", "postprocess"),
-    "fp16_uint8": ("fp16", "uint8"),
-}
-
-
 def engine_specs(
     batch_size: int,
     caps: TrtCapabilities,
@@ -125,7 +115,7 @@ def engine_specs(
     wide = ((1, batch_size, max(2 * batch_size, max_batch)),)
     fp16_path = choose_fp16_path(caps, force_strongly_typed)
     specs = {}
-    for name, (precision, variant) in ENGINES.items():
+    for name, (precision, variant) in ENGINE_KINDS.items():
         fp16 = precision == "fp16"
         profiles: tuple[tuple[int, int, int], ...]
         if name == "multi_profile":
@@ -164,14 +154,6 @@ def multi_profile_batches(batch_size: int) -> tuple[int, int]:
     return small[1], large[1]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_key(spec: EngineSpec, onnx_sha256: str, trt_version: str, gpu_name: str, compute_capability: str) -> dict[str, Any]:
     """The full identity of an engine: model, TensorRT, GPU and every build option.
 
@@ -190,19 +172,6 @@ def cache_key(spec: EngineSpec, onnx_sha256: str, trt_version: str, gpu_name: st
 
 def key_digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclasses.dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable
 
-CHAIN = ("baseline", "reuse_buffers", "pinned_memory", "fp16", "overlap", "async_postprocess", "cuda_graph",
-         "gpu_postprocess", "uint8_input")
+from trtbench.catalogue import CHAIN
+
 DEFAULT_TOLERANCE = 0.05
 PINNED_UPLOAD_SPEEDUP = 2.0
 UINT8_UPLOAD_SPEEDUP = 3.0  # a quarter of the bytes

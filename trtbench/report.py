@@ -1,30 +1,22 @@
 """Turn a saved run into a report: ``report.md`` and its pictures.
 
-    python -m trtbench.report RUN.json --out report/
-
 * ``report.png``: time per batch per approach, with each approach's floor marked, and the
   cumulative speedup, per backend;
-* ``timeline-<backend>.png``: one round per approach: upload, compute and download spans
-  on their CUDA streams, enqueue and post-processing spans on their host threads (what
-  the tutorial showed with Nsight Systems);
+* ``timeline-<backend>.png``: one round per approach, all on one time scale: upload,
+  compute and download spans on their CUDA streams, enqueue and post-processing spans on
+  their host threads (what the tutorial showed with Nsight Systems);
 * ``sweep.png`` (with ``--batch-sweep``): images per second against p99 latency, a point
   per batch size, a line per approach and backend.
-
-Exit status: 0 written, 2 unusable input (one line on stderr).
 """
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
-from trtbench.cli import EXIT_OK, Parser, Unusable, guarded, read_json, writing
-from trtbench.gpu.approaches import NAMES
+from trtbench.catalogue import NAMES
+from trtbench.runs import MACHINE_FIELDS, SavedRun
 
-MACHINE_FIELDS = ("gpu_name", "compute_capability", "cuda_driver", "cuda_runtime", "tensorrt", "torch",
-                  "torchvision", "onnxruntime", "cuda_bindings", "model")
 SPAN_COLORS = {"upload": "#4c72b0", "compute": "#dd8452", "download": "#55a868", "enqueue": "#8c8c8c",
                "postprocess": "#8172b3"}
 
@@ -34,61 +26,14 @@ def _order(name: str) -> tuple[int, str]:
     return (NAMES.index(approach) if approach in NAMES else len(NAMES), name)
 
 
-def load_run(path: Path) -> dict[str, Any]:
-    doc = read_json(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise Unusable(f"{path}: not a pytest-benchmark run (expected an object with 'benchmarks')")
-    rows = _measured(doc)
-    if not rows:
-        raise Unusable(f"{path}: holds no measured benchmark of this suite (every test skipped or disabled?)")
-    for row in rows:
-        problem = _problem(row)
-        if problem:
-            raise Unusable(f"{path}: benchmark {row['name']!r}: {problem}")
-    return doc
+def _measured(run: SavedRun) -> list[dict[str, Any]]:
+    return [{"name": t.name, "case": t.approach, **t.info} for t in run.tests.values()]
 
 
-def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
-def _span_ok(span: Any) -> bool:
-    if not isinstance(span, dict) or span.get("span") not in SPAN_COLORS or not ("stream" in span or "thread" in span):
-        return False
-    start, end = span.get("start_ms"), span.get("end_ms")
-    return all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in (start, end)) \
-        and end >= start
-
-
-def _problem(row: dict[str, Any]) -> str | None:
-    """What the report cannot draw from a row (None: nothing)."""
-    if not isinstance(row["batch_size"], int) or isinstance(row["batch_size"], bool) or row["batch_size"] < 1:
-        return f"batch_size {row['batch_size']!r} is not a batch size"
-    for key in ("ms_per_batch", "images_per_s", "latency_p99_ms") if row.get("sweep") else ("ms_per_batch",):
-        if not _positive(row.get(key)):
-            return f"{key} {row.get(key)!r} is not a time or rate above zero"
-    timeline = row.get("timeline")
-    if timeline is not None:
-        spans = timeline.get("gpu", []) + timeline.get("host", []) if isinstance(timeline, dict) else None
-        if not isinstance(spans, list) or not all(_span_ok(x) for x in spans):
-            return "a malformed timeline (each span needs span, stream or thread, start_ms and end_ms)"
-    return None
-
-
-def _measured(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for bench in doc.get("benchmarks", []):
-        extra = bench.get("extra_info") if isinstance(bench, dict) else None
-        if isinstance(extra, dict) and "ms_per_batch" in extra and "backend" in extra:
-            rows.append({"name": bench.get("name", "?"), "case": extra.get("approach", "?"),
-                         "batch_size": None, **extra})
-    return rows
-
-
-def load_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def load_rows(run: SavedRun) -> dict[str, list[dict[str, Any]]]:
     """Per backend, one row per approach test (case id, figures), in the tutorial's order."""
     by_backend: dict[str, list[dict[str, Any]]] = {}
-    for row in _measured(doc):
+    for row in _measured(run):
         if not row.get("sweep"):
             by_backend.setdefault(row["backend"], []).append(row)
     for rows in by_backend.values():
@@ -96,10 +41,10 @@ def load_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return by_backend
 
 
-def load_sweep(doc: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def load_sweep(run: SavedRun) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Per (backend, approach), the sweep's points by batch size."""
     points: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in _measured(doc):
+    for row in _measured(run):
         if row.get("sweep"):
             points.setdefault((row["backend"], row["case"]), []).append(row)
     for rows in points.values():
@@ -111,15 +56,15 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def render_markdown(doc: dict[str, Any], pictures: list[str]) -> str:
-    machine = doc.get("machine_info", {})
-    lines = ["# Benchmark report", "", f"Run: {doc.get('datetime', '?')}, commit {doc.get('commit_info', {}).get('id', '?')}", ""]
+def render_markdown(run: SavedRun, pictures: list[str]) -> str:
+    machine = run.machine
+    lines = ["# Benchmark report", "", f"Run: {run.saved_at or '?'}, commit {run.commit.get('id', '?')}", ""]
     lines += ["| machine | |", "| --- | --- |"] + [f"| {f} | {machine.get(f, '?')} |" for f in MACHINE_FIELDS] + [""]
-    found = (doc.get("trtbench") or {}).get("discrimination")
+    found = run.discrimination
     if found:
         lines += [f"Correctness power: {found['distinct_classes']} distinct top-1 classes in a batch of "
                   f"{found['batch']}, image-dependent share of the logits {found['image_dependent_share']:.1%}.", ""]
-    for backend, rows in load_rows(doc).items():
+    for backend, rows in load_rows(run).items():
         base = {r["batch_size"]: r["ms_per_batch"] for r in rows if r["case"] == "baseline"}
         lines += [f"## {backend}", "",
                   "| approach | batch | ms/batch (IQR) | img/s | speedup vs baseline | floor ms (x) | GPU compute ms "
@@ -143,7 +88,7 @@ def render_markdown(doc: dict[str, Any], pictures: list[str]) -> str:
             lines += ["", "GPU compute varied by more than 1% between rounds in: "
                       + ", ".join(f"{r['case']} ({r['gpu_compute_cv']:.1%})" for r in unstable) + "."]
         lines.append("")
-    sweep = load_sweep(doc)
+    sweep = load_sweep(run)
     if sweep:
         lines += ["## Batch-size sweep", "", "| backend | approach | batch | img/s | p50 latency ms | p99 latency ms |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
@@ -165,11 +110,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def render_story(doc: dict[str, Any], path: Path) -> None:
+def render_story(run: SavedRun, path: Path) -> None:
     """Time per batch per approach (median, IQR), its floor, and the speedup over baseline."""
     plt = _pyplot()
-    by_backend = load_rows(doc)
-    fig, axes = plt.subplots(len(by_backend), 1, figsize=(12, 4.6 * len(by_backend)), squeeze=False)
+    by_backend = load_rows(run)
+    fig, axes = plt.subplots(len(by_backend), 1, figsize=(12, 4.8 * len(by_backend)), squeeze=False)
     for ax, (backend, rows) in zip(axes[:, 0], by_backend.items()):
         batch = max(r["batch_size"] for r in rows)
         story = [r for r in rows if r["batch_size"] == batch]
@@ -183,47 +128,59 @@ def render_story(doc: dict[str, Any], path: Path) -> None:
             ax.scatter([i for i, _ in floors], [f for _, f in floors], marker="_", s=900, linewidths=2.5,
                        color="#c44e52", zorder=3, label="floor: max(upload, GPU compute), measured alone")
         ax.set_xticks(list(x), [r["case"] for r in story], rotation=20, ha="right", fontsize=9)
+        ax.set_xlabel("approach (each stacks on the one before it)")
         ax.set_ylabel("ms per batch")
         ax.set_ylim(0, max(ms) * 1.25)
-        ax.set_title(f"{backend}: {doc.get('machine_info', {}).get('model', '?')}, batch {batch}, "
-                     f"{doc.get('machine_info', {}).get('gpu_name', '?')}")
-        ax.legend(loc="upper center", fontsize=8)
+        ax.set_title(f"{backend}: {run.machine.get('model', '?')}, batch {batch}, {run.machine.get('gpu_name', '?')}")
+        handles, labels = ax.get_legend_handles_labels()
         names = [r["case"] for r in story]
         if "baseline" in names:
             base = ms[names.index("baseline")]
             twin = ax.twinx()
-            twin.plot(list(x), [base / v for v in ms], "o-", color="#dd8452")
-            twin.set_ylabel("speedup over baseline", color="#dd8452")
+            (line,) = twin.plot(list(x), [base / v for v in ms], "o-", color="#dd8452")
+            twin.set_ylabel("speedup over baseline (x)", color="#dd8452")
             twin.set_ylim(0, max(base / v for v in ms) * 1.15)
+            handles, labels = handles + [line], labels + ["speedup over baseline (right axis)"]
+        ax.legend(handles, labels, loc="upper center", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+# A span shorter than this share of the time axis is drawn this wide, so a short download
+# stays visible; the legend says so.
+MIN_SPAN_SHARE = 0.004
+
+
 def render_timelines(rows: list[dict[str, Any]], backend: str, path: Path) -> bool:
-    """One round per approach: spans per CUDA stream and host thread. False if no timeline was recorded."""
+    """One round per approach, on one shared time scale: spans per CUDA stream and host
+    thread. False if no timeline was recorded."""
     rows = [r for r in rows if r.get("timeline")]
     if not rows:
         return False
     plt = _pyplot()
-    fig, axes = plt.subplots(len(rows), 1, figsize=(13, 1.1 + 1.35 * len(rows) + 0.25 * sum(
-        len(_lanes(r["timeline"])) for r in rows)), squeeze=False)
-    for ax, row in zip(axes[:, 0], rows):
-        lanes = _lanes(row["timeline"])
+    lanes_of = [_lanes(r["timeline"]) for r in rows]
+    fig, axes = plt.subplots(len(rows), 1, sharex=True, squeeze=False, figsize=(13, 1.2 + 1.1 * len(rows) + 0.25 * sum(
+        len(lanes) for lanes in lanes_of)))
+    end = max(s["end_ms"] for r in rows for s in r["timeline"]["gpu"] + r["timeline"]["host"])
+    shortest = MIN_SPAN_SHARE * end
+    for ax, row, lanes in zip(axes[:, 0], rows, lanes_of):
         for span in row["timeline"]["gpu"] + row["timeline"]["host"]:
-            lane = lanes.index(_lane_of(span))
-            ax.barh(lane, span["end_ms"] - span["start_ms"], left=span["start_ms"], height=0.7,
-                    color=SPAN_COLORS[span["span"]], edgecolor="white", linewidth=0.3)
+            width = max(span["end_ms"] - span["start_ms"], shortest)
+            ax.barh(lanes.index(_lane_of(span)), width, left=span["start_ms"], height=0.7,
+                    color=SPAN_COLORS[span["span"]], edgecolor="none")
         ax.set_yticks(range(len(lanes)), lanes, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(f"{row['case']} (batch {row['batch_size']}): {row['ms_per_batch']:.2f} ms per batch", fontsize=9,
                      loc="left")
-        ax.tick_params(axis="x", labelsize=8)
-        ax.set_xlim(left=0)
-    axes[-1, 0].set_xlabel("ms since the round's start (one round, CUDA events and host clock)")
+        ax.tick_params(axis="x", labelsize=8, labelbottom=True)
+        ax.set_xlim(0, end * 1.01)
+    axes[-1, 0].set_xlabel("ms since the round's start (one round, CUDA events and host clock; every panel on this "
+                           "scale)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SPAN_COLORS.values()]
     fig.legend(handles, list(SPAN_COLORS), loc="upper center", ncol=len(SPAN_COLORS), fontsize=9)
-    fig.suptitle(f"{backend}: one timed round per approach", y=0.995, fontsize=10, x=0.02, ha="left")
+    fig.suptitle(f"{backend}: one timed round per approach (spans under {MIN_SPAN_SHARE:.1%} of the axis drawn at "
+                 "that width)", y=0.995, fontsize=10, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -231,7 +188,11 @@ def render_timelines(rows: list[dict[str, Any]], backend: str, path: Path) -> bo
 
 
 def _lane_of(span: dict[str, Any]) -> str:
-    return f"stream {span['stream']}" if "stream" in span else f"thread {span['thread']}"
+    """A row of the timeline: a CUDA stream (its label) or a host thread (its name)."""
+    if "stream" in span:
+        label = str(span["stream"])
+        return label if "stream" in label else f"{label} stream"
+    return f"thread {span['thread']}"
 
 
 def _lanes(timeline: dict[str, Any]) -> list[str]:
@@ -242,12 +203,14 @@ def _lanes(timeline: dict[str, Any]) -> list[str]:
     return lanes
 
 
-def render_sweep(doc: dict[str, Any], path: Path) -> bool:
+def render_sweep(run: SavedRun, path: Path) -> bool:
     """Images per second against p99 latency: a point per batch size, a line per approach and backend."""
-    sweep = load_sweep(doc)
+    sweep = load_sweep(run)
     if not sweep:
         return False
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
+
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for (backend, approach), points in sweep.items():
         xs = [p["latency_p99_ms"] for p in points]
@@ -256,14 +219,11 @@ def render_sweep(doc: dict[str, Any], path: Path) -> bool:
         for p, x, y in zip(points, xs, ys):
             ax.annotate(f"b{p['batch_size']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter
-
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
     ax.set_xlabel("p99 latency per batch, ms (log scale)")
     ax.set_ylabel("images per second")
-    ax.set_title(f"latency-throughput: {doc.get('machine_info', {}).get('model', '?')}, "
-                 f"{doc.get('machine_info', {}).get('gpu_name', '?')}")
+    ax.set_title(f"latency-throughput: {run.machine.get('model', '?')}, {run.machine.get('gpu_name', '?')}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()
@@ -272,35 +232,18 @@ def render_sweep(doc: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def write_report(doc: dict[str, Any], out: Path) -> list[Path]:
+def write_report(run: SavedRun, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     pictures = []
-    if load_rows(doc):
-        render_story(doc, out / "report.png")
+    by_backend = load_rows(run)
+    if by_backend:
+        render_story(run, out / "report.png")
         pictures.append("report.png")
-        for backend, rows in load_rows(doc).items():
+        for backend, rows in by_backend.items():
             name = f"timeline-{backend}.png"
             if render_timelines(rows, backend, out / name):
                 pictures.append(name)
-    if render_sweep(doc, out / "sweep.png"):
+    if render_sweep(run, out / "sweep.png"):
         pictures.append("sweep.png")
-    (out / "report.md").write_text(render_markdown(doc, pictures))
+    (out / "report.md").write_text(render_markdown(run, pictures))
     return [out / "report.md", *(out / p for p in pictures)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m trtbench.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a saved pytest-benchmark JSON")
-    parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default ./report)")
-    args = parser.parse_args(argv)
-    doc = load_run(args.run)
-    if args.out.exists() and not args.out.is_dir():
-        raise Unusable(f"--out {args.out}: not a folder")
-    with writing("--out", args.out):
-        written = write_report(doc, args.out)
-    print("wrote " + ", ".join(str(p) for p in written))
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(guarded(main))

@@ -9,6 +9,8 @@ buffer), each owning its handle and releasing it on ``close()`` or context exit.
 from __future__ import annotations
 
 import ctypes
+import re
+import subprocess
 import threading
 from typing import Any
 
@@ -81,8 +83,27 @@ def device_properties(device: int = 0) -> dict[str, Any]:
         "compute_capability": f"{props.major}.{props.minor}",
         "cuda_driver": _cuda_version(driver),
         "cuda_runtime": _cuda_version(runtime),
+        "nvidia_driver": nvidia_driver_version(),
         "total_memory_bytes": int(props.totalGlobalMem),
     }
+
+
+def nvidia_driver_version() -> str:
+    """The kernel driver's own version (580.159.04): CUDA reports only the API version it
+    supports (13.0), which stays the same across driver updates."""
+    try:
+        text = open("/proc/driver/nvidia/version").read()
+    except OSError:
+        text = ""
+    match = re.search(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)", text)
+    if match:
+        return match.group(1)
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        out = []
+    return out[0] if out else "unknown"
 
 
 def _cuda_version(v: int) -> str:

@@ -24,10 +24,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from trtbench.correctness import Comparison, PipelineOutputs, compare
+from trtbench.correctness import Comparison, PipelineOutputs, compare, softmax
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import DeviceBuffer, Event, Stream, device_allocations
-from trtbench.model import OUTPUT_NAME
+from trtbench.catalogue import OUTPUT_NAME, Approach, approach
 
 try:
     import nvtx as _nvtx
@@ -84,11 +84,6 @@ class Workload:
     @property
     def num_classes(self) -> int:
         return int(self.references[0][OUTPUT_NAME].shape[1])
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 @dataclasses.dataclass
@@ -338,10 +333,7 @@ class Pipeline:
     origin; ``run_round`` is what is timed.
     """
 
-    name = "pipeline"
-    engine_kind = "fp32"
-    host_memory = "pageable"
-    graph_variant = "logits"  # which graph the engine runs: logits, postprocess or uint8
+    name = "pipeline"  # the approach's name in trtbench.catalogue, which declares its engine and host memory
 
     def __init__(self, engine: Engine, workload: Workload, shared: "Pipeline | None" = None) -> None:
         self.engine = engine
@@ -357,6 +349,10 @@ class Pipeline:
         self.contexts_used = 1
         engine.reset_peak_memory()
         device_allocations.reset_peak()
+
+    @property
+    def approach(self) -> Approach:
+        return approach(self.name)
 
     @classmethod
     def open(cls, *args: Any, **kwargs: Any) -> "Pipeline":

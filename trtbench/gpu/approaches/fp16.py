@@ -9,7 +9,6 @@ from trtbench.gpu.approaches.pinned_memory import PinnedMemoryPipeline
 
 class Fp16Pipeline(PinnedMemoryPipeline):
     name = "fp16"
-    engine_kind = "fp16"
 
 
 Approach = Fp16Pipeline

@@ -19,13 +19,11 @@ import numpy as np
 from trtbench.gpu.approaches.cuda_graph import CudaGraphPipeline
 from trtbench.gpu.approaches.overlap import SLOTS
 from trtbench.gpu.cuda import DeviceBuffer, PinnedBuffer
-from trtbench.model import TOP5_CLASS, TOP5_PROB
+from trtbench.catalogue import TOP5_CLASS, TOP5_PROB
 
 
 class GpuPostprocessPipeline(CudaGraphPipeline):
     name = "gpu_postprocess"
-    engine_kind = "fp16_postprocess"
-    graph_variant = "postprocess"
 
     def bind_outputs(self, batch: int) -> None:
         out_shape = self.output_shape(self.context, batch)

@@ -21,8 +21,6 @@ DEFAULT_CONTEXTS = 2
 
 class MultiContextPipeline(Pipeline):
     name = "multi_context"
-    engine_kind = "shared_profile"
-    host_memory = "pinned"
 
     def __init__(self, engine: Engine, workload: Workload, contexts: int = DEFAULT_CONTEXTS) -> None:
         super().__init__(engine, workload)

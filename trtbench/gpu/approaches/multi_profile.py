@@ -26,8 +26,6 @@ VARIANTS = ("two_profiles", "one_profile")
 
 class MultiProfilePipeline(SerialPipeline):
     name = "multi_profile"
-    engine_kind = "multi_profile"  # one_profile uses the fp16 engine
-    host_memory = "pinned"
 
     def __init__(self, engine: Engine, workload: Workload, variant: str = "two_profiles") -> None:
         if engine.backend != "tensorrt":

@@ -23,8 +23,6 @@ SLOTS = 2
 
 class OverlapPipeline(Pipeline):
     name = "overlap"
-    engine_kind = "fp16"
-    host_memory = "pinned"
 
     def __init__(self, engine: Engine, workload: Workload, indices: Sequence[int] | None = None,
                  shared: Pipeline | None = None, label: str = "") -> None:

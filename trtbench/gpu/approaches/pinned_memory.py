@@ -9,7 +9,6 @@ from trtbench.gpu.approaches.reuse_buffers import SerialPipeline
 
 class PinnedMemoryPipeline(SerialPipeline):
     name = "pinned_memory"
-    host_memory = "pinned"
 
 
 Approach = PinnedMemoryPipeline

@@ -15,8 +15,6 @@ from trtbench.gpu.pipeline import Pipeline, Workload, nvtx_range
 
 class SerialPipeline(Pipeline):
     name = "reuse_buffers"
-    engine_kind = "fp32"
-    host_memory = "pageable"
 
     def __init__(self, engine: Engine, workload: Workload) -> None:
         super().__init__(engine, workload)
@@ -33,7 +31,7 @@ class SerialPipeline(Pipeline):
         self.h_output = self._host_output(out_shape)
 
     def _host_output(self, shape: tuple[int, ...]) -> np.ndarray:
-        if self.host_memory == "pinned":
+        if self.approach.host_memory == "pinned":
             return self.own(PinnedBuffer(shape)).array
         return np.empty(shape, np.float32)
 

@@ -12,8 +12,6 @@ from trtbench.gpu.approaches.gpu_postprocess import GpuPostprocessPipeline
 
 class Uint8InputPipeline(GpuPostprocessPipeline):
     name = "uint8_input"
-    engine_kind = "fp16_uint8"
-    graph_variant = "uint8"
 
 
 Approach = Uint8InputPipeline

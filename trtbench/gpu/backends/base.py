@@ -68,7 +68,7 @@ class ExecutionContext(abc.ABC):
 class Engine(abc.ABC):
     backend: str
     precision: str  # "fp32" or "fp16": the compute precision; outputs are float32 for both
-    graph_variant: str  # "logits", "postprocess" or "uint8" (trtbench.model.GRAPH_VARIANTS)
+    graph_variant: str  # "logits", "postprocess" or "uint8" (trtbench.catalogue.GRAPH_VARIANTS)
 
     @property
     @abc.abstractmethod

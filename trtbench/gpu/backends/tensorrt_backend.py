@@ -18,10 +18,11 @@ import numpy as np
 import tensorrt as trt
 from filelock import FileLock
 
-from trtbench.engines import EngineSpec, TrtCapabilities, write_atomic
+from trtbench.catalogue import graph_io
+from trtbench.engines import EngineSpec, TrtCapabilities
+from trtbench.files import write_atomic
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import Stream
-from trtbench.model import graph_io
 
 _NUMPY_DTYPES: dict[trt.DataType, np.dtype[Any]] = {
     trt.DataType.FLOAT: np.dtype(np.float32),

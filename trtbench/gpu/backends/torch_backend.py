@@ -3,7 +3,7 @@
 The context reads its input from, and writes its outputs to, the device buffers whose
 addresses the pipeline binds, on the pipeline's own stream, so every approach's buffer,
 stream, event and thread handling is exercised exactly as with TensorRT. It runs the
-same graph variants as the ONNX files (``trtbench.model.classifier_graph``).
+same graph variants as the ONNX files (``trtbench.graphs.classifier_graph``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import torch
 
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import CapturedGraph, Stream, cuda_array_interface, cuda_call, cudart
-from trtbench.model import ModelSpec, classifier_graph, graph_io
+from trtbench.catalogue import ModelSpec, graph_io
+from trtbench.graphs import classifier_graph
 
 
 class _CudaView:

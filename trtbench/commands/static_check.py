@@ -5,11 +5,14 @@ The stub package installs ``tensorrt/__init__.pyi`` without a ``py.typed`` marke
 its generated ``tensorrt.pyi`` has a few syntax defects (parameters named ``in``, a
 non-default parameter after defaults) that stop mypy; this copies the stubs, mends
 exactly those, and runs mypy with them on ``MYPYPATH`` (configuration in
-pyproject.toml). ``python -m trtbench.static_check`` exits non-zero on any error.
+pyproject.toml).
+
+    trtbench static-check        # exit 0 clean, 1 type errors (printed), 2 stubs or mypy missing
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import re
@@ -18,14 +21,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from trtbench.cli import EXIT_OK, EXIT_REGRESSION, Unusable
+
 STUB_PACKAGES = ("tensorrt", "tensorrt_bindings")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"{name} stubs not found: pip install --no-deps tensorrt-stubs==10.13.0.35.1")
+        raise Unusable(f"{name} stubs not found: pip install --no-deps tensorrt-stubs==10.13.0.35.1")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -41,7 +46,7 @@ def prepare_stubs(dest: Path) -> Path:
     for name in STUB_PACKAGES:
         source = _package_dir(name)
         if any(source.glob("*.py")) or any(source.glob("*.so")):
-            raise RuntimeError(f"{source} is a real {name} install, not stubs: check against it directly")
+            raise Unusable(f"{source} is a real {name} install, not stubs: check against it directly")
         target = dest / name
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.pyc", "__pycache__"))
         for pyi in target.glob("*.pyi"):
@@ -49,12 +54,15 @@ def prepare_stubs(dest: Path) -> Path:
             pyi.write_text(text)
             fixes += n
     if fixes == 0:
-        raise RuntimeError("no stub defect found to mend: the stubs changed, review trtbench.static_check")
+        raise Unusable("no stub defect found to mend: the stubs changed; review trtbench/commands/static_check.py")
     return dest
 
 
 def run_mypy(extra_args: list[str] | None = None) -> tuple[str, int]:
-    from mypy import api
+    try:
+        from mypy import api
+    except ImportError:
+        raise Unusable("mypy is not installed: the set-up command of README installs it") from None
 
     with tempfile.TemporaryDirectory() as tmp:
         stubs = prepare_stubs(Path(tmp))
@@ -71,11 +79,15 @@ def run_mypy(extra_args: list[str] | None = None) -> tuple[str, int]:
     return out + err, status
 
 
-def main() -> int:
-    out, status = run_mypy()
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("mypy_args", nargs="*", metavar="MYPY_ARG", help="more arguments for mypy")
+
+
+def run(args: argparse.Namespace) -> int:
+    out, status = run_mypy(args.mypy_args)
     print(out, end="")
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if status == 0:
+        return EXIT_OK
+    if status == 1:  # mypy: type errors found
+        return EXIT_REGRESSION
+    raise Unusable(f"mypy could not check the code (its exit status {status}): see above")

@@ -1,0 +1,1 @@
+"""The subcommands of ``trtbench``, one module each (see ``trtbench.cli``)."""

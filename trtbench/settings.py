@@ -1,0 +1,134 @@
+"""How a regression is decided: the decision parameters and thresholds of regression.toml
+(or a file like it), and each test's threshold.
+
+Thresholds, first match wins: hand-set ``[fixed.<metric>]`` entries; else derived from the
+saved runs of the same GPU, TensorRT version, model and weights (at least
+``history_min_runs``); else ``[thresholds.<metric>]``, for a GPU with no history yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+from trtbench.catalogue import case_of
+from trtbench.cli import Unusable
+from trtbench.runs import SavedRun
+from trtbench.stats import ALPHA, robust_cv, threshold_from_history
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_THRESHOLDS = ROOT / "regression.toml"
+GATED = {"wall": "wall time per batch", "compute": "GPU compute per batch"}  # metric -> what it is
+
+
+class Refused(Unusable):
+    """An input that must not be used (a settings file, runs that must not be compared); one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """regression.toml: decision parameters, floors, fallback and hand-set thresholds."""
+
+    thresholds: dict[str, dict[str, float]]  # metric -> key -> fraction (fallback without history)
+    fixed: dict[str, dict[str, float]]  # metric -> key -> fraction (hand-set: always wins)
+    floor: dict[str, float]  # metric -> the smallest threshold history may give
+    alpha: float
+    noise_multiplier: float
+    cv_multiplier: float
+    history_min_runs: int
+    history_window: int
+    max_rounds_factor: int
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_THRESHOLDS) -> Settings:
+        doc = read_toml(Path(path))
+
+        def fractions(table: Any, where: str) -> dict[str, float]:
+            if not isinstance(table, dict):
+                raise Refused(f"--thresholds {path}: [{where}] must be a table of fractions")
+            for key, value in table.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 10:
+                    raise Refused(f"--thresholds {path}: {where}.{key} = {value!r} is not a fraction such as 0.10")
+            return {k: float(v) for k, v in table.items()}
+
+        def section(key: str) -> dict[str, Any]:
+            table = doc.get(key, {})
+            if not isinstance(table, dict):
+                raise Refused(f"--thresholds {path}: {key} = {table!r} must be a table ([{key}])")
+            return table
+
+        def number(key: str, default: float, kind: type) -> Any:
+            value = decision.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+                raise Refused(f"--thresholds {path}: decision.{key} = {value!r} is not "
+                              f"{'an integer' if kind is int else 'a number'}")
+            return kind(value)
+
+        thresholds = {m: fractions(section("thresholds").get(m, {}), f"thresholds.{m}") for m in GATED}
+        for metric, table in thresholds.items():
+            if "default" not in table:
+                raise Refused(f"--thresholds {path}: [thresholds.{metric}] needs a 'default'")
+        decision = section("decision")
+        alpha = number("alpha", ALPHA, float)
+        multiplier = number("noise_multiplier", 3.0, float)
+        cv_multiplier = number("cv_multiplier", 5.0, float)
+        min_runs = number("history_min_runs", 3, int)
+        window = number("history_window", 10, int)
+        factor = number("max_rounds_factor", 4, int)
+        floors = fractions(section("floor"), "floor")
+        if not (0 < alpha < 1 and multiplier > 0 and cv_multiplier >= 0 and min_runs >= 2 and window >= min_runs
+                and factor >= 1):
+            raise Refused(f"--thresholds {path}: [decision] needs 0 < alpha < 1, noise_multiplier > 0, cv_multiplier "
+                          ">= 0, history_min_runs >= 2, history_window >= history_min_runs, max_rounds_factor >= 1")
+        return cls(
+            thresholds=thresholds,
+            fixed={m: fractions(section("fixed").get(m, {}), f"fixed.{m}") for m in GATED},
+            floor={m: floors.get(m, 0.01) for m in GATED},
+            alpha=alpha, noise_multiplier=multiplier, cv_multiplier=cv_multiplier, history_min_runs=min_runs,
+            history_window=window,
+            max_rounds_factor=factor,
+        )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise Refused(f"--thresholds {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise Refused(f"--thresholds {path}: not a readable TOML file ({exc})") from None
+
+
+def _lookup(table: dict[str, float], test_name: str) -> float | None:
+    """The case's own entry (``cuda_graph-b1``), else its approach's (``cuda_graph``)."""
+    case = case_of(test_name)
+    return table.get(case, table.get(case.split("-")[0]))
+
+
+def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequence[SavedRun]) -> tuple[float, str]:
+    """The threshold of a test's metric and where it came from."""
+    fixed = _lookup(settings.fixed[metric], test_name)
+    if fixed is not None:
+        return fixed, "fixed"
+    samples = [r.tests[test_name].samples[metric] for r in history[-settings.history_window:]
+               if test_name in r.tests and r.tests[test_name].samples.get(metric)]
+    derived = history_threshold(samples, metric, settings)
+    if derived is not None:
+        if derived >= 10:  # a threshold of 1000%: the history holds a run that is not of the same code
+            spread = ", ".join(f"{statistics.median(x):.3f}" for x in samples)
+            raise Refused(f"{test_name} {metric}: the history's medians ({spread} ms) spread too far for a threshold; "
+                          "remove the outlying saved run or give --storage a history of the same code")
+        return derived, f"history of {len(samples)} runs"
+    table = settings.thresholds[metric]
+    value = _lookup(table, test_name)
+    return (table["default"] if value is None else value), "regression.toml"
+
+
+def history_threshold(samples: Sequence[Sequence[float]], metric: str, settings: Settings) -> float | None:
+    """The threshold of one test's metric from its per-round samples in earlier runs (None: too few)."""
+    return threshold_from_history([statistics.median(x) for x in samples], settings.floor[metric],
+                                  settings.noise_multiplier, settings.history_min_runs,
+                                  [robust_cv(x) for x in samples], settings.cv_multiplier)
