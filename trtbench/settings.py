@@ -41,6 +41,8 @@ class Settings:
     history_min_runs: int
     history_window: int
     max_rounds_factor: int
+    ab: dict[str, dict[str, float]]  # metric -> key -> the smallest change of an A/B that counts
+    ab_alpha: float
 
     @classmethod
     def load(cls, path: Path = DEFAULT_THRESHOLDS) -> Settings:
@@ -79,6 +81,14 @@ class Settings:
         window = number("history_window", 10, int)
         factor = number("max_rounds_factor", 4, int)
         floors = fractions(section("floor"), "floor")
+        ab_section = section("ab")
+        ab = {m: fractions(ab_section.get(m, {"default": 0.05}), f"ab.{m}") for m in GATED}
+        for metric, table in ab.items():
+            if "default" not in table:
+                raise Refused(f"--thresholds {path}: [ab.{metric}] needs a 'default'")
+        ab_alpha = ab_section.get("alpha", 0.01)
+        if isinstance(ab_alpha, bool) or not isinstance(ab_alpha, (int, float)) or not 0 < ab_alpha < 1:
+            raise Refused(f"--thresholds {path}: ab.alpha = {ab_alpha!r} is not a significance level in (0, 1)")
         if not (0 < alpha < 1 and multiplier > 0 and cv_multiplier >= 0 and min_runs >= 2 and window >= min_runs
                 and factor >= 1):
             raise Refused(f"--thresholds {path}: [decision] needs 0 < alpha < 1, noise_multiplier > 0, cv_multiplier "
@@ -90,7 +100,14 @@ class Settings:
             alpha=alpha, noise_multiplier=multiplier, cv_multiplier=cv_multiplier, history_min_runs=min_runs,
             history_window=window,
             max_rounds_factor=factor,
+            ab=ab,
+            ab_alpha=float(ab_alpha),
         )
+
+    def ab_threshold(self, test_name: str, metric: str) -> float:
+        """The smallest change of ``metric`` an A/B counts for this test."""
+        value = _lookup(self.ab[metric], test_name)
+        return self.ab[metric]["default"] if value is None else value
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""Statistics of per-round samples, and the regression decision (pure numpy).
+"""Statistics of per-round samples and per-process medians, and the regression decisions
+(numpy, and scipy's tests: a library made for them).
 
-A test's metric (wall time or GPU compute per batch) is compared between two runs on
-its per-round samples. A change is a regression only when both hold (as asv decides):
+**Saved runs** (``decide``): a test's metric (wall time or GPU compute per batch) is
+compared between two runs on its per-round samples. A change is a regression only when
+both hold (as asv decides):
 
 * the ratio of medians passes the test's noise-derived threshold, and
 * a two-sided Mann-Whitney U test on the two sets of samples rejects "no change" at
@@ -12,6 +14,12 @@ more rounds are needed); with too few rounds on either side it is "unclear" too.
 threshold comes from saved runs of the same code on the same GPU
 (``threshold_from_history``): rounds within a run are not independent of the run, so
 the statistical test alone would flag run-to-run drift.
+
+**A/B in one job** (``decide_ab``): each process of each side gives one value per test and
+metric (the median of its rounds); processes alternate between the sides, so slow drift
+of the machine falls on both. The change is the ratio of the sides' geometric means, with
+Welch's t interval on the logarithms (process medians scatter around a per-process level
+that no number of rounds removes: the processes are the samples).
 """
 
 from __future__ import annotations
@@ -21,9 +29,12 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 ALPHA = 0.002  # asv's
-MIN_SAMPLES = 5  # below this a Mann-Whitney test cannot reach ALPHA
+# Below this the normal approximation of the Mann-Whitney test is poor. (At ALPHA even fully
+# separated samples need 8 a side to be significant: fewer rounds can only be "unclear".)
+MIN_SAMPLES = 5
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:
@@ -42,49 +53,16 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and sorted_values[j + 1] == sorted_values[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided p-value of the Mann-Whitney U test (normal approximation with tie and
     continuity corrections; fine from about 5 samples a side)."""
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError(f"Mann-Whitney needs samples on both sides ({len(a)}, {len(b)})")
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    n1, n2 = len(x), len(y)
-    if n1 == 0 or n2 == 0:
-        raise ValueError(f"Mann-Whitney needs samples on both sides ({n1}, {n2})")
-    ranks = _ranks(np.concatenate([x, y]))
-    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2
-    mean_u = n1 * n2 / 2
-    _, counts = np.unique(np.concatenate([x, y]), return_counts=True)
-    n = n1 + n2
-    tie = float((counts ** 3 - counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
-    var_u = n1 * n2 / 12 * ((n + 1) - tie)
-    if var_u <= 0:
+    if np.all(np.concatenate([x, y]) == x[0]):
         return 1.0  # every sample equal: no evidence of a change
-    z = (abs(u1 - mean_u) - 0.5) / math.sqrt(var_u)
-    return float(min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2))))
-
-
-def bootstrap_ratio_ci(old: Sequence[float], new: Sequence[float], level: float = 0.95,
-                       resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Bootstrap confidence interval of median(new) / median(old) (seeded: reproducible)."""
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(old, np.float64), np.asarray(new, np.float64)
-    ratios = np.median(rng.choice(b, (resamples, len(b))), axis=1) / np.median(rng.choice(a, (resamples, len(a))), axis=1)
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
+    result = scipy_stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic", use_continuity=True)
+    return float(result.pvalue)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +72,6 @@ class Decision:
     new_median: float
     threshold: float
     p_value: float | None  # None: too few samples to test
-    ci: tuple[float, float] | None  # of the ratio new / old
     reason: str
 
     @property
@@ -113,21 +90,20 @@ def decide(old: Sequence[float], new: Sequence[float], threshold: float, alpha: 
     old_median, new_median = float(np.median(a)), float(np.median(b))
     change = new_median / old_median - 1
     if min(a.size, b.size) < min_samples:
-        return Decision("unclear", old_median, new_median, threshold, None, None,
+        return Decision("unclear", old_median, new_median, threshold, None,
                         f"too few rounds to test ({a.size} old, {b.size} new; need {min_samples} a side)")
     p = mann_whitney_p(a, b)
-    ci = bootstrap_ratio_ci(a, b)
     if abs(change) <= threshold:
-        return Decision("ok", old_median, new_median, threshold, p, ci, f"within the threshold ({change:+.1%})")
+        return Decision("ok", old_median, new_median, threshold, p, f"within the threshold ({change:+.1%})")
     if p >= alpha and change < 0:
-        return Decision("ok", old_median, new_median, threshold, p, ci,
+        return Decision("ok", old_median, new_median, threshold, p,
                         f"{change:+.1%}, faster but not significant (p={p:.2g})")
     if p >= alpha:
-        return Decision("unclear", old_median, new_median, threshold, p, ci,
+        return Decision("unclear", old_median, new_median, threshold, p,
                         f"{change:+.1%} is past the threshold but not significant (p={p:.2g} >= {alpha:g}): "
                         "more rounds are needed")
     verdict = "REGRESSION" if change > 0 else "faster"
-    return Decision(verdict, old_median, new_median, threshold, p, ci, f"{change:+.1%}, p={p:.2g}")
+    return Decision(verdict, old_median, new_median, threshold, p, f"{change:+.1%}, p={p:.2g}")
 
 
 def run_spread(medians: Sequence[float]) -> float:
@@ -155,3 +131,66 @@ def threshold_from_history(medians: Sequence[float], floor: float, multiplier: f
         return None
     noise = cv_multiplier * float(np.median(cvs)) if len(cvs) else 0.0
     return max(floor, multiplier * run_spread(medians), noise)
+
+
+# ---------------------------------------------------------------- A/B in one job
+
+AB_VERDICTS = ("ok", "faster", "REGRESSION", "can't tell")
+
+
+@dataclasses.dataclass(frozen=True)
+class ABDecision:
+    verdict: str  # one of AB_VERDICTS
+    change: float  # B / A - 1, ratio of the geometric means of the per-process values
+    ci: tuple[float, float]  # the change's (1 - alpha) interval; (nan, nan) with fewer than 2 a side
+    p_value: float  # Welch's t-test on the logarithms (nan with fewer than 2 a side)
+    threshold: float  # the smallest change that counts
+    a_values: tuple[float, ...]  # one per process
+    b_values: tuple[float, ...]
+
+    @property
+    def reason(self) -> str:
+        if self.verdict == "REGRESSION":
+            return f"slower by {self.change:+.1%} (p={self.p_value:.2g}), past {self.threshold:.1%}"
+        if self.verdict == "faster":
+            return f"faster by {self.change:+.1%} (p={self.p_value:.2g})"
+        if self.verdict == "ok":
+            return f"any slowdown is under {self.threshold:.1%} (interval up to {self.ci[1]:+.1%})"
+        if math.isnan(self.ci[1]):
+            return "too few processes"
+        return f"the interval {self.ci[0]:+.1%}..{self.ci[1]:+.1%} reaches past {self.threshold:.1%}: more processes"
+
+
+def decide_ab(a: Sequence[float], b: Sequence[float], threshold: float, alpha: float) -> ABDecision:
+    """The verdict on one metric of one test from per-process values of the two sides.
+
+    REGRESSION: B is slower by more than ``threshold`` and Welch's test rejects "no change"
+    at ``alpha``; faster: the same, the other way; ok: the (1 - alpha) interval of the
+    change lies below ``threshold`` (whatever B changed, it is less than that); else can't
+    tell (more processes narrow the interval)."""
+    if not 0 < threshold < 10:
+        raise ValueError(f"threshold {threshold!r} is not a fraction such as 0.05")
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.size == 0 or y.size == 0 or not (np.isfinite(x).all() and np.isfinite(y).all() and (x > 0).all()
+                                          and (y > 0).all()):
+        raise ValueError(f"per-process values must be positive times ({x.size} A, {y.size} B)")
+    lx, ly = np.log(x), np.log(y)
+    change = float(np.exp(ly.mean() - lx.mean()) - 1)
+    nan = float("nan")
+    if x.size < 2 or y.size < 2:
+        return ABDecision("can't tell", change, (nan, nan), nan, threshold, tuple(x), tuple(y))
+    if np.ptp(np.concatenate([lx, ly])) == 0:  # every value equal: no change, exactly
+        low, high, p = 0.0, 0.0, 1.0
+    else:
+        test = scipy_stats.ttest_ind(ly, lx, equal_var=False)
+        interval = test.confidence_interval(1 - alpha)
+        low, high, p = float(np.exp(interval.low) - 1), float(np.exp(interval.high) - 1), float(test.pvalue)
+    if p < alpha and change > threshold:
+        verdict = "REGRESSION"
+    elif p < alpha and change < -threshold:
+        verdict = "faster"
+    elif high < threshold:
+        verdict = "ok"
+    else:
+        verdict = "can't tell"
+    return ABDecision(verdict, change, (low, high), p, threshold, tuple(x), tuple(y))

@@ -1,0 +1,309 @@
+"""The A/B gate and bisect: the decision on per-process values, the schedule, shards and
+their merge, refusals in one line, and both commands through their whole flow on the CPU
+(git worktrees, alternating processes of the real suite through the CPU doubles of
+tests/cpu_suite.py, a slowdown planted by tests/plant.py outside the product code)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import saved_run, trtbench
+from trtbench import ab
+from trtbench.checkouts import Checkout
+from trtbench.cli import Unusable
+from trtbench.commands.bisect import first_slow
+from trtbench.runs import SavedRun
+from trtbench.stats import decide_ab
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def values(level, cv, n, seed):
+    return list(level * np.exp(cv * np.random.default_rng(seed).standard_normal(n)))
+
+
+# ---------------------------------------------------------------- the decision
+
+def test_a_change_past_the_threshold_and_significant_is_a_regression():
+    d = decide_ab(values(5.0, 0.01, 5, 1), values(5.5, 0.01, 5, 2), 0.05, 0.01)
+    assert d.verdict == "REGRESSION" and 0.08 < d.change < 0.12 and d.p_value < 0.01 and d.ci[0] > 0
+    assert d.reason.startswith("slower by +") and "past 5.0%" in d.reason
+
+
+def test_no_change_with_a_narrow_interval_is_ok():
+    d = decide_ab(values(5.0, 0.002, 5, 1), values(5.0, 0.002, 5, 2), 0.02, 0.01)
+    assert d.verdict == "ok" and d.ci[1] < 0.02 and d.reason.startswith("any slowdown is under 2.0%")
+
+
+def test_noise_wider_than_the_threshold_is_cant_tell_not_a_guess():
+    d = decide_ab(values(5.0, 0.10, 3, 1), values(5.0, 0.10, 3, 2), 0.05, 0.01)
+    assert d.verdict == "can't tell" and d.ci[1] > 0.05 and "more processes" in d.reason
+
+
+def test_faster_and_small_significant_changes():
+    assert decide_ab(values(5.0, 0.01, 6, 1), values(4.0, 0.01, 6, 2), 0.05, 0.01).verdict == "faster"
+    small = decide_ab(values(5.0, 0.001, 8, 1), values(5.1, 0.001, 8, 2), 0.05, 0.01)
+    assert small.verdict == "ok" and small.p_value < 0.01  # significant, but below the threshold
+
+
+def test_identical_values_and_too_few_processes():
+    same = decide_ab([2.0, 2.0, 2.0], [2.0, 2.0, 2.0], 0.01, 0.01)
+    assert same.verdict == "ok" and same.p_value == 1.0 and same.ci == (0.0, 0.0)
+    one = decide_ab([2.0], [3.0], 0.01, 0.01)
+    assert one.verdict == "can't tell" and one.reason == "too few processes"
+    with pytest.raises(ValueError, match="positive times"):
+        decide_ab([2.0, float("nan")], [2.0, 2.0], 0.01, 0.01)
+    with pytest.raises(ValueError, match="not a fraction"):
+        decide_ab([2.0, 2.0], [2.0, 2.0], 0, 0.01)
+
+
+def test_aa_processes_of_identical_code_flag_nothing():
+    """200 A/A gates of 5 + 5 processes at the noise of a steady test: no false regression."""
+    flagged = [decide_ab(values(3.2, 0.015, 5, 2 * k), values(3.2, 0.015, 5, 2 * k + 1), 0.05, 0.01).verdict
+               for k in range(200)]
+    assert flagged.count("REGRESSION") == 0 and flagged.count("ok") > 150
+
+
+def test_the_h200_ab_processes_decide_as_measured():
+    """The interleaved A/B from the H200 (tests/data: 7 + 7 processes, B with a host busy-wait of
+    about 10% of the wall time in baseline, pinned_memory and fp16, nothing in cuda_graph)."""
+    record = json.loads((Path(__file__).parent / "data" / "h200-ab-process-medians.json").read_text())
+    verdicts = {}
+    for test, metrics in record["tests"].items():
+        for metric, sides in metrics.items():
+            threshold = 0.05 if metric == "wall" else 0.01
+            verdicts[test, metric] = decide_ab(sides["A"], sides["B"], threshold, 0.01).verdict
+    assert verdicts["test_approach[torch-fp16]", "wall"] == "REGRESSION"
+    assert verdicts["test_approach[torch-pinned_memory]", "wall"] == "REGRESSION"
+    assert verdicts["test_approach[torch-cuda_graph]", "wall"] == "ok"
+    assert verdicts["test_approach[torch-baseline]", "wall"] == "can't tell"  # its processes scatter by 11%
+    assert all(v != "REGRESSION" for (_, metric), v in verdicts.items() if metric == "compute")
+
+
+# ---------------------------------------------------------------- schedule, table, shards
+
+def test_processes_alternate_abba():
+    assert [side for pair in range(4) for side in ab.side_order(pair)] == list("ABBAABBA")
+
+
+def test_the_command_of_a_process_keeps_what_the_user_gave(tmp_path):
+    plan = ab.Plan(("benchmarks/test_approaches.py::test_approach[torch-fp16]",), 60, 3, 5, ("--rounds", "7"),
+                   tmp_path / "cache", tmp_path / "out", {})
+    command = ab.process_command(Checkout(tmp_path / "a", "0" * 40, "A"), plan.tests, tmp_path / "x.json", plan)
+    assert command[:4] == [sys.executable, "-m", "pytest", plan.tests[0]]
+    assert not any(a.startswith("--rounds=") for a in command) and command[-2:] == ["--rounds", "7"]
+    assert "--warmup-rounds=3" in command and f"--rootdir={tmp_path / 'a'}" in command
+    assert f"--engine-cache-dir={tmp_path / 'cache' / 'engines'}" in command
+    assert f"--benchmark-json={tmp_path / 'x.json'}" in command
+
+
+def record_of(shard, rows=(("test_approach[torch-fp16]", "wall", "ok"),), base="a" * 40, head="b" * 40):
+    return {"base": base, "head": head, "shard": list(shard), "tests": [], "pairs": 3, "pair_seconds": [1.0],
+            "stopped_by": "every metric decided", "machine": {},
+            "rows": [{"test": t, "metric": m, "verdict": v, "change": 0.01, "ci": [-0.01, 0.02], "p": 0.5,
+                      "threshold": 0.05, "a": [1.0, 1.0, 1.01], "b": [1.01, 1.02, 1.0]} for t, m, v in rows]}
+
+
+def write(path, record):
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_shards_merge_into_one_verdict(tmp_path, capsys):
+    one = write(tmp_path / "1.json", record_of((1, 2)))
+    two = write(tmp_path / "2.json", record_of((2, 2), rows=[("test_approach[torch-overlap]", "wall", "REGRESSION")]))
+    assert trtbench("ab", "--merge", one, two, "--out", tmp_path / "m") == 1
+    out = capsys.readouterr().out
+    assert out.startswith("2 shard(s), 2 metric(s)") and "1 regression(s): test_approach[torch-overlap] wall" in out
+    assert "| test_approach[torch-fp16] | wall |" in (tmp_path / "m" / "ab.md").read_text()
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d: [write(d / "1.json", record_of((1, 3))), write(d / "3.json", record_of((3, 3)))],
+     "shard(s) 2/3 missing: a missing shard is no pass"),
+    (lambda d: [write(d / "1.json", record_of((1, 2))), write(d / "2.json", {"shard": [2, 2], "refused": "why"})],
+     "shard [2, 2] could not decide: why"),
+    (lambda d: [write(d / "1.json", record_of((1, 2))), write(d / "2.json", record_of((2, 2), head="c" * 40))],
+     "shards compared different commits"),
+    (lambda d: [write(d / "1.json", record_of((1, 2))), write(d / "2.json", record_of((1, 2)))],
+     "shards of different splits or given twice"),
+    (lambda d: [write(d / "x.json", {"benchmarks": []})], "not the summary of an A/B shard"),
+    (lambda d: [d / "none.json"], "no such file"),
+])
+def test_a_missing_failed_or_foreign_shard_is_refused(tmp_path, capsys, make, message):
+    assert trtbench("ab", "--merge", *make(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_shard_option_and_exit_statuses():
+    assert ab.parse_shard("2/4") == (2, 4)
+    for bad in ("0/2", "3/2", "x", "1/0"):
+        with pytest.raises(Unusable, match="give I/N"):
+            ab.parse_shard(bad)
+    rows = ab.rows_of(record_of((1, 1), rows=[("t", "wall", "ok"), ("t", "compute", "can't tell")]))
+    assert ab.exit_status(rows) == 3 and ab.exit_status(rows[:1]) == 0
+    assert ab.exit_status(ab.rows_of(record_of((1, 1), rows=[("t", "wall", "REGRESSION")]) )) == 1
+    assert ab.format_rows(rows).splitlines()[0].split() == ["test", "metric", "A", "ms", "B", "ms", "change",
+                                                            "interval", "p", "threshold", "processes", "verdict"]
+
+
+def test_the_picture_shows_every_test_and_metric(tmp_path):
+    rows = ab.rows_of(record_of((1, 1), rows=[("a", "wall", "ok"), ("a", "compute", "REGRESSION"),
+                                              ("b", "wall", "can't tell")]))
+    ab.render_picture(rows, tmp_path / "ab.png", "title")
+    assert (tmp_path / "ab.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bisect_halves_the_range_and_stops_where_it_cannot_tell():
+    commits = [f"c{i}" for i in range(8)]
+    asked = []
+
+    def slower_from(first):
+        def slower(c):
+            asked.append(c)
+            return commits.index(c) >= first
+        return slower
+
+    for first in range(8):
+        asked.clear()
+        assert first_slow(commits, slower_from(first)) == f"c{first}" and len(asked) <= 3
+    assert first_slow(commits, lambda c: None) == commits  # the first step cannot tell: all of it is left
+    assert first_slow(["only"], lambda c: True) == "only"
+
+
+# ---------------------------------------------------------------- refusals in one line
+
+@pytest.fixture(scope="module")
+def suite_repo(tmp_path_factory):
+    """A git repository of this suite (its sources and the CPU doubles), three commits: the
+    suite, a second commit touching nothing measured, and a third that plants a 300 ms host
+    busy-wait per batch in fp16 (plant.txt, read by tests/plant.py)."""
+    repo = tmp_path_factory.mktemp("suite")
+    for part in ("trtbench", "fixtures", "benchmarks"):
+        shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "tests").mkdir()
+    for name in ("__init__.py", "fake_cuda.py", "cpu_suite.py", "plant.py"):
+        shutil.copy(ROOT / "tests" / name, repo / "tests" / name)
+    for name in ("conftest.py", "pytest.ini", "regression.toml"):
+        shutil.copy(ROOT / name, repo / name)
+    # A CPU shared with other work scatters the processes far more than a GPU machine's: the
+    # flow is what these tests prove, with the significance level and thresholds of a smoke test.
+    text = (ROOT / "regression.toml").read_text()
+    (repo / "cpu-ab.toml").write_text(text[:text.index("[ab]")] + "[ab]\nalpha = 0.2\n\n[ab.wall]\ndefault = 0.5\n\n"
+                                      "[ab.compute]\ndefault = 0.5\n")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "the suite")
+    (repo / "NOTES.txt").write_text("nothing measured changes\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "notes")
+    (repo / "plant.txt").write_text("fp16:host:300\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "fp16 gets slower")
+    return repo
+
+
+CPU_SUITE = ["--env", "PYTEST_PLUGINS=tests.cpu_suite,tests.plant", "-k", "test_approach and fp16",
+             "--thresholds", "cpu-ab.toml"]
+CPU_ARGS = ["--", "--backend", "torch", "--batch-size", "2", "--batches", "2", "--rounds", "5",
+            "--warmup-rounds", "1"]
+
+
+def command(repo, *args):
+    done = subprocess.run([sys.executable, "-m", "trtbench", *map(str, args)], cwd=repo, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "HOME": str(repo)},
+                          timeout=900)
+    return done
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--base", "nosuchrev"], "--base nosuchrev: not a commit of this repository"),
+    (["--base", "HEAD", "--head", "HEAD~9"], "--head HEAD~9: not a commit of this repository"),
+    (["--budget", "0"], "--budget 0: give minutes, more than 0"),
+    (["--min-pairs", "1"], "--min-pairs 1, --max-pairs 20: need 2 <= min <= max"),
+    (["--shard", "3/2", "--base", "HEAD"], "--shard 3/2: give I/N with 1 <= I <= N"),
+    (["--env", "NOVALUE", "--base", "HEAD"], "--env 'NOVALUE': give KEY=VALUE"),
+])
+def test_bad_gate_input_is_one_line_and_exit_2(suite_repo, args, message):
+    done = command(suite_repo, "ab", *args)
+    assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_commit_without_the_suite_and_a_dirty_head_are_refused(suite_repo, tmp_path):
+    other = tmp_path / "other"
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    (other / "x.txt").write_text("x")
+    subprocess.run(["git", "-C", str(other), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(other), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+                   check=True)
+    done = command(other, "ab", "--base", "HEAD")
+    assert done.returncode == 2 and "--base HEAD: holds no benchmarks/test_approaches.py: not a commit of this suite" \
+        in done.stderr
+    done = command(tmp_path, "ab")
+    assert done.returncode == 2 and "not inside a git repository" in done.stderr
+    notes = suite_repo / "NOTES.txt"
+    notes.write_text("changed, not committed\n")
+    try:
+        done = command(suite_repo, "ab", "--base", "HEAD~1", "--head", "HEAD")
+        assert done.returncode == 2 and "the working tree has uncommitted changes that HEAD lacks (NOTES.txt)" \
+            in done.stderr
+    finally:
+        subprocess.run(["git", "-C", str(suite_repo), "checkout", "NOTES.txt"], check=True)
+
+
+# ---------------------------------------------------------------- the whole flow, on the CPU
+
+@pytest.mark.slow
+def test_ab_finds_the_planted_host_slowdown_and_leaves_readable_runs(suite_repo, tmp_path):
+    out = tmp_path / "gate"
+    done = command(suite_repo, "ab", "--base", "HEAD~1", "--head", "HEAD", "--min-pairs", "2", "--max-pairs", "3",
+                   "--budget", "10", "--out", out, *CPU_SUITE, *CPU_ARGS)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 regression(s): test_approach[torch-fp16] wall slower by +" in done.stdout
+    summary = json.loads((out / "ab.json").read_text())
+    verdicts = {(r["test"], r["metric"]): r["verdict"] for r in summary["rows"]}
+    assert verdicts["test_approach[torch-fp16]", "wall"] == "REGRESSION"
+    assert verdicts["test_approach[torch-fp16]", "compute"] != "REGRESSION"  # the wait is on the host
+    assert summary["pairs"] >= 2 and len(summary["rows"][0]["a"]) == summary["pairs"]
+    assert (out / "ab.png").read_bytes().startswith(b"\x89PNG") and "| test_approach[torch-fp16] | wall |" in (
+        out / "ab.md").read_text()
+    assert "planted slowdowns (tests/plant.py): {'fp16': {'host': 300.0}}" in (out / "B" / "0001_B.log").read_text()
+    assert "planted slowdowns (tests/plant.py): none" in (out / "A" / "0001_A.log").read_text()
+    first_a = SavedRun.load(out / "A" / "0001_A.json")  # each process's saved run, as compare and report read it
+    assert "test_approach[torch-fp16]" in first_a.tests
+    assert not list((suite_repo / ".cache" / "ab-worktrees").glob("*")), "worktrees are removed at the end"
+
+
+@pytest.mark.slow
+def test_bisect_names_the_commit_that_planted_the_slowdown(suite_repo, tmp_path):
+    done = command(suite_repo, "bisect", "--good", "HEAD~2", "--bad", "HEAD", "--min-pairs", "2", "--max-pairs", "3",
+                   "--budget", "10", "--out", tmp_path / "b", *CPU_SUITE, *CPU_ARGS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    head = subprocess.run(["git", "-C", str(suite_repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert f"first slow commit: {head.stdout.strip()} fp16 gets slower" in done.stdout
+    assert done.stdout.count("step ") >= 2  # good vs bad first, then the commit between them
+
+
+def test_bisect_needs_one_test_and_a_good_before_bad(suite_repo):
+    done = command(suite_repo, "bisect", "--good", "HEAD", "--bad", "HEAD~2", "-k", "fp16")
+    assert done.returncode == 2 and "is not an ancestor of --bad" in done.stderr
+    done = command(suite_repo, "bisect", "--good", "HEAD~1", "--bad", "HEAD")
+    assert done.returncode == 2 and "-k: name the test that regressed" in done.stderr
+
+
+def test_a_run_of_the_suite_reads_as_a_saved_run_of_one_side(tmp_path):
+    """What --merge and compare share: the gate's processes leave ordinary saved runs."""
+    path = saved_run(tmp_path / "0001_A.json")
+    assert SavedRun.load(path).tests
+    assert Checkout(tmp_path, None, "B").describe().startswith("working tree")

@@ -1,0 +1,101 @@
+"""Find the first commit where a test got slower, each step an A/B decision.
+
+    trtbench bisect --good v1.2 --bad HEAD -k cuda_graph --metric compute -- --backend torch
+
+First the good and the bad commit are compared (the regression must be there to be found);
+then, as git bisect and asv's `find` do, the commits between them are halved: each step
+compares the good commit (A) with the middle one (B) in alternating processes, as
+`trtbench ab` does, for the one test and metric. A step that cannot decide within its
+budget stops the search with the range still left, never a guess.
+
+Exit status: 0 found (the first slow commit is printed), 2 refused (a commit that is not
+of this suite, no regression between good and bad, a failed process), 3 can't tell.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable, Sequence
+
+from trtbench import ab, checkouts
+from trtbench.cli import EXIT_OK, EXIT_UNCLEAR, Unusable
+from trtbench.commands.ab import add_gate_arguments, check_gate_arguments, environment, plan_for, select_tests
+from trtbench.settings import GATED, Settings
+
+ACCEPTS_PASSTHROUGH = True  # arguments after -- go to every benchmark process (pytest)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--good", required=True, metavar="REV", help="a commit where the test was fast")
+    parser.add_argument("--bad", required=True, metavar="REV", help="a later commit where it is slow")
+    parser.add_argument("--metric", choices=list(GATED), default="wall", help="the metric that got slower")
+    add_gate_arguments(parser)
+    parser.set_defaults(budget=5.0)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_gate_arguments(args)
+    if not args.selection:
+        raise Unusable("-k: name the test that regressed (bisect follows one test)")
+    settings = Settings.load(args.thresholds)
+    env = environment(args.env, "--env")
+    repo = checkouts.repository(Path.cwd())
+    good = checkouts.commit(repo, args.good, "--good")
+    bad = checkouts.commit(repo, args.bad, "--bad")
+    between = checkouts.commits_between(repo, good, bad)
+    if not between:
+        raise Unusable(f"--good {args.good} and --bad {args.bad} are the same commit: nothing to bisect")
+    steps: list[str] = []
+    with checkouts.worktrees(repo, (args.cache or repo / ".cache").resolve() / "ab-worktrees") as trees:
+        base = trees.checkout(good, "A")
+        first = trees.checkout(bad, "B")
+        tests = select_tests(base, first, args, {"A": env, "B": env})
+        if len(tests) != 1:
+            raise Unusable(f"-k {args.selection!r} selects {len(tests)} tests: bisect follows exactly one "
+                           f"({', '.join(t.rsplit('::', 1)[-1] for t in tests[:4])}{' ...' if len(tests) > 4 else ''})")
+
+        def slower(sha: str) -> bool | None:
+            """Whether ``sha`` is slower than good (None: can't tell)."""
+            head = trees.checkout(sha, "B")
+            out = args.out / f"step{len(steps) + 1}-{sha[:12]}"
+            gate = ab.Gate(base, head, plan_for(args, repo, tests, {"A": env, "B": env}, out))
+            ab.run_gate(gate, settings, say=lambda line: print(f"  {line}"))
+            ab.write_outputs(gate, None)
+            row = next((r for r in gate.rows if r.metric == args.metric), None)
+            if row is None:
+                raise Unusable(f"{tests[0]}: no {args.metric} values to decide on")
+            steps.append(f"{sha[:12]} vs good: {row.verdict} ({row.decision.change:+.1%}, "
+                         f"interval {row.decision.ci[0]:+.1%}..{row.decision.ci[1]:+.1%})")
+            print(f"step {len(steps)}: {steps[-1]}")
+            return {"REGRESSION": True, "can't tell": None}.get(row.verdict, False)
+
+        verdict = slower(bad)
+        if verdict is None:
+            print(f"can't tell whether {args.bad} is slower than {args.good} within --budget {args.budget:g} min")
+            return EXIT_UNCLEAR
+        if not verdict:
+            raise Unusable(f"{args.bad} is not slower than {args.good} in {tests[0]} {args.metric}: nothing to bisect")
+        found = first_slow(between, slower)
+        if isinstance(found, list):
+            print(f"can't tell at {steps[-1][:12]}: the first slow commit is one of " + ", ".join(c[:12] for c in found))
+            return EXIT_UNCLEAR
+    subject = checkouts.git(repo, "log", "-1", "--format=%s", found)
+    print(f"\nfirst slow commit: {found} {subject}\n" + "\n".join(f"  {s}" for s in steps))
+    return EXIT_OK
+
+
+def first_slow(commits: Sequence[str], slower: Callable[[str], bool | None]) -> str | list[str]:
+    """The first of ``commits`` (oldest first, the last one slow) that ``slower`` finds slow,
+    halving the range each step; the range still left when a step cannot tell."""
+    low, high = 0, len(commits) - 1
+    while low < high:
+        middle = (low + high) // 2
+        verdict = slower(commits[middle])
+        if verdict is None:
+            return list(commits[low:high + 1])
+        if verdict:
+            high = middle
+        else:
+            low = middle + 1
+    return commits[low]
