@@ -212,6 +212,16 @@ def test_the_same_commit_on_both_sides_is_the_runner_not_the_code(aa, tmp_path):
     assert "the runner changed, not the code" in trends.markdown(result)
 
 
+def test_a_dirty_run_after_the_step_gets_no_command(aa, tmp_path):
+    docs = th.resampled(aa, 30, seed=52, plant={(name("cuda_graph"), "compute"): 1.05}, plant_at=15)
+    for doc in docs[15:]:
+        doc["commit_info"]["dirty"] = True
+    th.write(tmp_path / "h200", docs)
+    [change] = judge(tmp_path, metrics=["compute"], patterns=["*cuda_graph]"]).changes
+    assert change.bad.x == 15 and change.bad.run.dirty and trends.confirm_commands(change) == []
+    assert trends.why_no_commands(change).startswith("a run with uncommitted changes (dirty)")
+
+
 # ---------------------------------------------------------------- the command
 
 def write_bad_files(folder: Path) -> dict[str, str]:

@@ -82,6 +82,7 @@ class SavedRun:
     machine: tuple[str, ...]  # the MACHINE fields, UNKNOWN where a run lacks one
     details: str  # other versions, for the reader
     commit: str  # commit id, or UNKNOWN
+    dirty: bool  # measured with uncommitted changes: no commit holds its code
     commit_time: datetime | None
     saved_at: datetime | None
     tests: dict[str, TestRun]
@@ -115,8 +116,8 @@ def _read(path: Path) -> SavedRun:
         tests[name] = TestRun(measured.batch_size, samples)
     machine = tuple(_text(run.machine.get(field)) for field in MACHINE)
     details = ", ".join(f"{k} {run.machine[k]}" for k in DETAILS if run.machine.get(k) not in (None, ""))
-    return SavedRun(Path(path), machine, details, _text(info.get("id")), _when(info.get("time")),
-                    _when(doc.get("datetime")), tests)
+    return SavedRun(Path(path), machine, details, _text(info.get("id")), info.get("dirty") is True,
+                    _when(info.get("time")), _when(doc.get("datetime")), tests)
 
 
 def _text(value: Any) -> str:
@@ -395,6 +396,10 @@ def short(commit: str) -> str:
     return commit if commit == UNKNOWN else commit[:10]
 
 
+def commit_text(run: SavedRun) -> str:
+    return short(run.commit) + (" (dirty)" if run.dirty else "")
+
+
 def machine_label(machine: tuple[str, ...]) -> str:
     fields = dict(zip(MACHINE, machine))
     return (f"{fields['gpu_name']}, driver {fields['nvidia_driver']}, TensorRT {fields['tensorrt']}, "
@@ -410,7 +415,7 @@ def confirm_commands(change: Change) -> list[str]:
     """The command lines that would confirm a change: an A/B run of the two commits, and a bisect
     between them. None where both sides ran the same commit: then the runner changed, not the code."""
     good, bad = change.good.run.commit, change.bad.run.commit
-    if UNKNOWN in (good, bad) or good == bad:
+    if UNKNOWN in (good, bad) or good == bad or change.good.run.dirty or change.bad.run.dirty:
         return []
     test = _quoted(change.test)
     metric = BISECT_METRIC.get(change.metric, change.metric)
@@ -425,6 +430,8 @@ def _quoted(text: str) -> str:
 def why_no_commands(change: Change) -> str:
     if UNKNOWN in (change.good.run.commit, change.bad.run.commit):
         return "a run without its commit: no command to confirm it"
+    if change.good.run.dirty or change.bad.run.dirty:
+        return "a run with uncommitted changes (dirty) on one side: no commit holds its code"
     return "the same commit on both sides: the runner changed, not the code"
 
 
@@ -445,16 +452,25 @@ def markdown(result: Trends) -> str:
             commands = confirm_commands(c)
             confirm = "<br>".join(f"`{cmd}`" for cmd in commands) if commands else why_no_commands(c)
             cells = [f"#{c.bad.x + 1} ({_day(c.bad.run)})", f"`{c.test}`", c.metric, f"M{c.machine + 1}",
-                     f"`{short(c.good.run.commit)}` -> `{short(c.bad.run.commit)}`",
+                     f"`{commit_text(c.good.run)}` -> `{commit_text(c.bad.run)}`",
                      f"{size_text(c)} {'slower' if c.slower else 'faster'}", f"{c.step.p:.2g}",
                      f"{c.noise:.1%}", confirm]
             lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     else:
-        lines.append("No change found: every series stays within its run-to-run noise.")
+        lines.append(_no_change(result))
     lines += ["", "Machines: " + "; ".join(f"M{i + 1} = {machine_label(m)}" for i, m in enumerate(result.machines))]
     if result.left_out:
         lines += ["", f"Left out ({len(result.left_out)}):", ""] + [f"- {line}" for line in result.left_out]
     return "\n".join(lines) + "\n"
+
+
+def _no_change(result: Trends) -> str:
+    groups = [g for s in result.series for g in s.groups]
+    unsearched = sum(not g.searched for g in groups)
+    if not unsearched:
+        return "No change found: every series stays within its run-to-run noise."
+    return (f"No change found; {unsearched} of {len(groups)} series have fewer than {result.min_runs} runs "
+            "(--min-runs) and were not searched.")
 
 
 def _day(run: SavedRun) -> str:
@@ -468,7 +484,7 @@ def _when_text(when: datetime | None) -> str:
 
 # ---------------------------------------------------------------- the page
 
-WIDTH, HEIGHT = 300, 130  # one chart, in CSS pixels
+WIDTH, HEIGHT = 250, 120  # one chart, in CSS pixels: five side by side in 1300
 LEFT, RIGHT, TOP, BOTTOM = 44, 6, 8, 16
 COLOURS = ("#1f5fa8", "#c0561a", "#2e8540", "#7b3fa0", "#8a6d00", "#0f7c86")
 BANDS = ("#eef3fa", "#fbefe6", "#eaf5ec", "#f3ebf7", "#f7f1dc", "#e6f4f5")
@@ -482,7 +498,7 @@ vertical-align:top}th{background:#f2f2f2}td.n{text-align:right}code{font-size:12
 svg text{font-size:9px;fill:#555}.grid{stroke:#e4e4e4}.bar{stroke-width:1;opacity:.45}
 .seg{stroke-width:1.5;fill:none}.cp{stroke:#d00;stroke-width:1.5;stroke-dasharray:3 2}
 .cpl{fill:#d00;font-weight:bold}.slow{color:#b00}.fast{color:#070}
-"""
+""" + f".chart{{width:{WIDTH}px}}"  # the header wraps instead of widening a chart
 
 
 def page(result: Trends) -> str:
@@ -516,7 +532,7 @@ def _anchor(*parts: str) -> str:
 
 def _changes_table(result: Trends) -> str:
     if not result.changes:
-        return "<h2>Changes</h2><p>No change found: every series stays within its run-to-run noise.</p>"
+        return f"<h2>Changes</h2><p>{_e(_no_change(result))}</p>"
     rows = []
     for i, c in enumerate(result.changes):
         commands = confirm_commands(c)
@@ -525,8 +541,8 @@ def _changes_table(result: Trends) -> str:
         rows.append(
             f"<tr id='change-{i}'><td class='n'>#{c.bad.x + 1}<br>{_day(c.bad.run)}</td>"
             f"<td><a href='#{_anchor(c.model, c.test)}'>{_e(c.test)}</a><br>{_e(c.model)}</td><td>{_e(c.metric)}</td>"
-            f"<td>M{c.machine + 1}</td><td><code>{_e(short(c.good.run.commit))}</code> &rarr; "
-            f"<code>{_e(short(c.bad.run.commit))}</code></td><td class='{word[:4]}'>{_e(size_text(c))} {word}</td>"
+            f"<td>M{c.machine + 1}</td><td><code>{_e(commit_text(c.good.run))}</code> &rarr; "
+            f"<code>{_e(commit_text(c.bad.run))}</code></td><td class='{word[:4]}'>{_e(size_text(c))} {word}</td>"
             f"<td class='n'>{c.step.p:.2g}</td><td class='n'>{c.noise:.1%}</td>"
             f"<td class='n'>{c.step.runs_before} / {c.step.runs_after}</td><td>{confirm}</td></tr>")
     return ("<h2>Changes, newest first</h2><table><tr><th>first run after</th><th>test</th><th>metric</th>"
@@ -620,7 +636,7 @@ def _chart(series: Series, result: Trends, bands: list[tuple[int, int, int]], xs
         out.append(_segments(g, px, py, colour))
         label = f"M{g.machine + 1}" + (f", batch {g.batch_size}" if several_batches else "")
         out.append(f"<g fill='{colour}'>" + "".join(
-            f"<circle cx='{px(p.x):.1f}' cy='{py(p.median):.1f}' r='2'><title>run {p.x + 1} {short(p.run.commit)} "
+            f"<circle cx='{px(p.x):.1f}' cy='{py(p.median):.1f}' r='2'><title>run {p.x + 1} {commit_text(p.run)} "
             f"{_day(p.run)} {label}: {_number(p.median)} ({_number(p.low)}-{_number(p.high)})</title></circle>"
             for p in g.points) + "</g>")
     for c in (c for g in series.groups for c in g.changes):
@@ -630,7 +646,7 @@ def _chart(series: Series, result: Trends, bands: list[tuple[int, int, int]], xs
                    f"y2='{HEIGHT - BOTTOM}'><title>{_e(_change_title(c))}</title></line>"
                    f"<text class='cpl' x='{x + 2:.1f}' y='{TOP + 8}'>{c.step.ratio - 1:+.1%}</text></a>")
     out.append("</svg>")
-    noise = ", ".join(f"M{g.machine + 1} noise {g.noise:.1%}" + ("" if g.searched else " (not searched)")
+    noise = ", ".join(f"M{g.machine + 1} noise {g.noise:.1%}" + ("" if g.searched else ", not searched")
                       for g in series.groups)
     return f"<div class='chart'><p><b>{_e(METRICS[series.metric])}</b> {noise}</p>{''.join(out)}</div>"
 
@@ -660,7 +676,7 @@ def _segments(group: Group, px: Callable[[float], float], py: Callable[[float], 
 def _change_title(c: Change) -> str:
     commands = confirm_commands(c) or [why_no_commands(c)]
     return (f"{size_text(c)} {'slower' if c.slower else 'faster'}, p={c.step.p:.2g}, noise {c.noise:.1%}; "
-            f"last good {short(c.good.run.commit)} (run {c.good.x + 1}), first bad {short(c.bad.run.commit)} "
+            f"last good {commit_text(c.good.run)} (run {c.good.x + 1}), first bad {commit_text(c.bad.run)} "
             f"(run {c.bad.x + 1}); " + "; ".join(commands))
 
 
@@ -668,7 +684,7 @@ def _runs_table(result: Trends) -> str:
     rows = []
     for model in dict.fromkeys(r.model for r in result.runs):
         for x, run in enumerate(result.model_runs(model)):
-            rows.append(f"<tr><td>{_e(model)}</td><td class='n'>{x + 1}</td><td><code>{_e(short(run.commit))}</code>"
+            rows.append(f"<tr><td>{_e(model)}</td><td class='n'>{x + 1}</td><td><code>{_e(commit_text(run))}</code>"
                         f"</td><td>{_when_text(run.commit_time)}</td><td>{_when_text(run.saved_at)}</td>"
                         f"<td>M{result.machines.index(run.machine) + 1}</td><td>{_e(run.path.name)}</td></tr>")
     return ("<details><summary><b>Runs</b> (commit order)</summary><table><tr><th>model</th><th>run</th>"
