@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -313,3 +316,23 @@ def test_the_page_of_100_runs_and_24_tests_is_small(aa, tmp_path):
     assert len({s.test for s in result.series}) == 24
     assert parse(text).charts == 24 * 5
     assert len(text.encode()) < 5_000_000
+
+
+BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+LOAD_PROBE = """<script>addEventListener('load', () => { document.body.offsetHeight;
+document.title = 'opened in ' + performance.now().toFixed(0) + ' ms, svg ' + document.querySelectorAll('svg').length;
+});</script>"""
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no headless browser (chromium) installed")
+def test_the_page_opens_in_a_headless_browser(aa, tmp_path):
+    th.write(tmp_path / "runs", th.resampled(aa, 100, seed=111))
+    page = trends.page(judge(tmp_path / "runs", metrics=["compute", "wall"]))
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", LOAD_PROBE + "</body>"))  # the page itself has no script
+    proc = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--no-first-run", f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}", "--dump-dom",
+                           probe.as_uri()], check=False, capture_output=True, text=True, timeout=120)
+    found = re.search(r"<title>opened in (\d+) ms, svg (\d+)</title>", proc.stdout)
+    assert found, proc.stdout[:500] + proc.stderr[-2000:]
+    assert int(found.group(2)) == 12 * 2 and int(found.group(1)) < 2000
