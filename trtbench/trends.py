@@ -71,7 +71,7 @@ DEFAULT_MIN_RUNS = 10  # a machine's series with fewer runs is drawn, not search
 # ---------------------------------------------------------------- reading saved runs
 
 @dataclasses.dataclass(frozen=True)
-class TestRun:
+class Measured:
     batch_size: int
     samples: dict[str, np.ndarray]  # metric -> per-round values
 
@@ -85,7 +85,7 @@ class SavedRun:
     dirty: bool  # measured with uncommitted changes: no commit holds its code
     commit_time: datetime | None
     saved_at: datetime | None
-    tests: dict[str, TestRun]
+    tests: dict[str, Measured]
 
     @property
     def model(self) -> str:
@@ -113,7 +113,7 @@ def _read(path: Path) -> SavedRun:
                 raise Unusable(f"{path}: benchmark {name!r} has malformed upload samples ({exc})") from None
         if "wall" in samples:
             samples["images_per_s"] = measured.batch_size * 1000.0 / samples["wall"]
-        tests[name] = TestRun(measured.batch_size, samples)
+        tests[name] = Measured(measured.batch_size, samples)
     machine = tuple(_text(run.machine.get(field)) for field in MACHINE)
     details = ", ".join(f"{k} {run.machine[k]}" for k in DETAILS if run.machine.get(k) not in (None, ""))
     return SavedRun(Path(path), machine, details, _text(info.get("id")), info.get("dirty") is True,
