@@ -3,7 +3,8 @@
 It has no runner here, so CI checks what can be checked without one: the GitHub workflow
 schema (check-jsonschema), zizmor's security audits (nothing above "low"), and the contract
 this suite relies on (pinned actions, read-only token, fork pull requests kept off the
-self-hosted runner, every backend required, history saved only from main). Negative controls
+self-hosted runner, every backend required, history saved only from main, the history branch
+written only by a push to main from the one job that may write). Negative controls
 prove each check fails on a broken copy. Both tools come from requirements.txt; a missing
 tool is a failure, not a skip, so the check can never pass by not running.
 """
@@ -29,6 +30,9 @@ USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
 FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
 PYTEST_RUN = re.compile(r"\bpython3? -m pytest\b")  # the step that runs the suite
 MAIN_PUSH = ("github.event_name == 'push'", "github.ref == 'refs/heads/main'")
+MAIN = "refs/heads/main"
+GIT_PUSH = re.compile(r"\bgit\b[^\n]*\spush\b")  # a step that writes to the repository
+TOKEN = re.compile(r"github\.token|secrets\.GITHUB_TOKEN")
 INSTALL_HINT = "install the CPU requirements: python3 -m pip install -r requirements.txt"
 
 
@@ -112,8 +116,9 @@ def write_scopes(permissions: Any) -> list[str]:
     return [f"{scope}: {level}" for scope, level in permissions.items() if level not in ("read", "none")]
 
 
-def job_runs(condition: str, event: str, same_repo: bool) -> bool:
-    """Evaluate a job's `if:` for one event; only event-name and fork-guard tests are understood.
+def job_runs(condition: str, event: str, same_repo: bool, ref: str = MAIN) -> bool:
+    """Evaluate a job's `if:` for one event on one ref; only event-name, ref and fork-guard tests
+    are understood.
 
     Anything else raises ValueError, so an unusual condition is flagged rather than trusted.
     """
@@ -121,6 +126,8 @@ def job_runs(condition: str, event: str, same_repo: bool) -> bool:
     expr = expr.replace(FORK_GUARD, f" {same_repo} ")
     expr = re.sub(r"github\.event_name\s*(==|!=)\s*'([\w-]+)'",
                   lambda m: f" {(m.group(2) == event) == (m.group(1) == '==')} ", expr)
+    expr = re.sub(r"github\.ref\s*(==|!=)\s*'([\w/.-]+)'",
+                  lambda m: f" {(m.group(2) == ref) == (m.group(1) == '==')} ", expr)
     expr = re.sub(r"!(?!=)", " not ", expr.replace("&&", " and ").replace("||", " or "))
     if not re.fullmatch(r"[\s()]*(?:(?:True|False|and|or|not)[\s()]*)*", expr):
         raise ValueError(f"condition not understood: {condition!r}")
@@ -153,22 +160,28 @@ def doc_problems(doc: dict[str, Any]) -> list[str]:
         if not ref.startswith("./") and not PINNED.match(ref):
             problems.append(f"uses {ref}: not pinned to a 40-hex commit SHA")
 
-    # Read-only token, at the top and in every job.
+    # Read-only token, at the top and in every job but the history writer (below).
+    writers = history_writers(doc)
     problems += [f"top-level permissions {s}" for s in write_scopes(doc.get("permissions"))]
     for job_id, job in doc["jobs"].items():
         if "permissions" in job:
-            problems += [f"job {job_id} permissions {s}" for s in write_scopes(job["permissions"])]
+            scopes = write_scopes(job["permissions"])
+            allowed = ["contents: write"] if job_id in writers else []
+            problems += [f"job {job_id} permissions {s}" for s in scopes if s not in allowed]
+    problems += history_problems(doc, writers)
 
     # Fork pull requests never reach the self-hosted runner; main's pushes and dispatches do.
+    bench_jobs = {job_id for job_id, step in steps(doc) if PYTEST_RUN.search(str(step.get("run", "")))}
     for job_id, job in doc["jobs"].items():
         condition = " ".join(str(job.get("if", "")).split())
-        if "pull_request" in triggers and FORK_GUARD not in condition:
-            problems.append(f"job {job_id}: runs pull requests without '{FORK_GUARD}' in its if")
         try:
+            if "pull_request" in triggers and job_runs(condition, "pull_request", same_repo=True) \
+                    and FORK_GUARD not in condition:
+                problems.append(f"job {job_id}: runs pull requests without '{FORK_GUARD}' in its if")
             if job_runs(condition, "pull_request", same_repo=False):
                 problems.append(f"job {job_id}: runs a fork's pull request (if: {condition!r})")
             for event in ("push", "workflow_dispatch", "pull_request"):
-                if event in triggers and not job_runs(condition, event, same_repo=True):
+                if job_id in bench_jobs and event in triggers and not job_runs(condition, event, same_repo=True):
                     problems.append(f"job {job_id}: never runs for {event} (if: {condition!r})")
         except ValueError as exc:
             problems.append(f"job {job_id}: {exc}")
@@ -208,6 +221,44 @@ def doc_problems(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
+def history_writers(doc: dict[str, Any]) -> set[str]:
+    """Jobs with a step that pushes to the repository (the history branch)."""
+    return {job_id for job_id, step in steps(doc) if GIT_PUSH.search(str(step.get("run", "")))}
+
+
+def history_problems(doc: dict[str, Any], writers: set[str]) -> list[str]:
+    """The history branch is written by one job, only for a push to main, after the benchmarks
+    passed, from a GitHub-hosted runner, with the token given to the pushing step alone."""
+    problems = []
+    if len(writers) != 1:
+        problems.append(f"expected one job that pushes the history, found {sorted(writers)}")
+    for job_id in sorted(writers):
+        job = doc["jobs"][job_id]
+        condition = " ".join(str(job.get("if", "")).split())
+        try:
+            runs_for = {(event, ref): job_runs(condition, event, same_repo=True, ref=ref)
+                        for event in ("push", "workflow_dispatch", "pull_request")
+                        for ref in (MAIN, "refs/heads/feature")}
+        except ValueError as exc:
+            problems.append(f"job {job_id}: {exc}")
+            continue
+        outside = sorted(f"{event} on {ref}" for (event, ref), runs in runs_for.items()
+                         if runs and (event, ref) != ("push", MAIN))
+        if outside or not runs_for[("push", MAIN)]:
+            problems.append(f"job {job_id}: writes the history outside a push to main ({', '.join(outside) or 'never'})")
+        if "benchmarks" not in ([job.get("needs")] if isinstance(job.get("needs"), str) else job.get("needs") or []):
+            problems.append(f"job {job_id}: writes the history without needs: benchmarks (a failed run would be kept)")
+        if "self-hosted" in str(job.get("runs-on", "")):
+            problems.append(f"job {job_id}: a token that may write on the self-hosted runner")
+        if write_scopes(job.get("permissions")) != ["contents: write"]:
+            problems.append(f"job {job_id}: permissions {job.get('permissions')!r}, expected contents: write alone")
+    for job_id, step in steps(doc):
+        name = step.get("name") or step.get("uses") or "step"
+        if TOKEN.search(json.dumps(step)) and not GIT_PUSH.search(str(step.get("run", ""))):
+            problems.append(f"{job_id}/{name}: the token is given to a step that does not push")
+    return problems
+
+
 @pytest.fixture(scope="module")
 def text() -> str:
     return WORKFLOW.read_text()
@@ -243,10 +294,17 @@ def test_contract_sees_the_actual_steps(text):
     doc = load(text)
     assert set(doc["on"]) == {"push", "pull_request", "workflow_dispatch"}
     assert {ref.split("@")[0] for ref in uses_of(doc)} == {
-        "actions/checkout", "actions/cache/restore", "actions/cache/save", "actions/upload-artifact"}
+        "actions/checkout", "actions/cache/restore", "actions/cache/save", "actions/upload-artifact",
+        "actions/download-artifact"}
     job = doc["jobs"]["benchmarks"]
     assert "self-hosted" in job["runs-on"] and job["timeout-minutes"] > 0
     assert doc["permissions"] == {"contents": "read"}
+    assert history_writers(doc) == {"history"}
+    history = doc["jobs"]["history"]
+    assert history["permissions"] == {"contents": "write"} and job["permissions"] == {"contents": "read"}
+    pushes = [s for s in history["steps"] if GIT_PUSH.search(s.get("run", ""))]
+    assert len(pushes) == 1 and "benchmark-history" in pushes[0]["run"] and TOKEN.search(str(pushes[0]["env"]))
+    assert any("trtbench.commands.trends" in s.get("run", "") for s in history["steps"])
 
 
 # ---------------------------------------------------------------------------- negative controls
@@ -290,6 +348,15 @@ MUTATIONS = {  # change -> the problem it must produce
     "save on PRs": "saves history outside a push to main",
     "hidden history skipped": "without include-hidden-files",
     "tag instead of SHA": "not pinned to a 40-hex commit SHA",
+    "history on every push": "writes the history outside a push to main (push on refs/heads/feature)",
+    "history on dispatch": "workflow_dispatch on refs/heads/main)",
+    "history from a pull request": "writes the history outside a push to main (pull_request on",
+    "history without the benchmarks": "without needs: benchmarks",
+    "history on the self-hosted runner": "a token that may write on the self-hosted runner",
+    "history may write more": "job history permissions actions: write",
+    "write in the benchmark job": "job benchmarks permissions contents: write",
+    "push from the benchmark job": "expected one job that pushes the history",
+    "token to another step": "the token is given to a step that does not push",
 }
 
 
@@ -299,6 +366,7 @@ def _mutate(doc: dict[str, Any], change: str) -> None:
     checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
     save = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/save@"))
     upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    history = doc["jobs"]["history"]
     if change == "write permission":
         job["permissions"] = {"contents": "read", "actions": "write"}
     elif change == "no permissions":
@@ -327,6 +395,25 @@ def _mutate(doc: dict[str, Any], change: str) -> None:
         upload["with"].pop("include-hidden-files")
     elif change == "tag instead of SHA":
         upload["uses"] = "actions/upload-artifact@v4"
+    elif change == "history on every push":
+        history["if"] = "github.event_name == 'push'"
+    elif change == "history on dispatch":
+        history["if"] = "github.ref == 'refs/heads/main'"
+    elif change == "history from a pull request":
+        history["if"] = f"github.event_name == 'push' || {FORK_GUARD}"
+    elif change == "history without the benchmarks":
+        del history["needs"]
+    elif change == "history on the self-hosted runner":
+        history["runs-on"] = ["self-hosted", "linux", "gpu"]
+    elif change == "history may write more":
+        history["permissions"]["actions"] = "write"
+    elif change == "write in the benchmark job":
+        job["permissions"] = {"contents": "write"}
+    elif change == "push from the benchmark job":
+        bench["run"] += "\ngit push origin HEAD:benchmark-history"
+    elif change == "token to another step":
+        trends_step = next(s for s in history["steps"] if "trtbench.commands.trends" in s.get("run", ""))
+        trends_step["env"] = {"GH_TOKEN": "${{ github.token }}"}
     else:
         raise AssertionError(change)
 

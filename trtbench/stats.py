@@ -65,6 +65,18 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     return float(result.pvalue)
 
 
+def bootstrap_ratio_ci(old: Sequence[float], new: Sequence[float], level: float = 0.95,
+                       resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval (percentiles, seeded: reproducible) of median(new) / median(old)."""
+    def ratio(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+        return np.asarray(np.median(b, axis=axis) / np.median(a, axis=axis))
+
+    result = scipy_stats.bootstrap((np.asarray(old, np.float64), np.asarray(new, np.float64)), ratio,
+                                   confidence_level=level, n_resamples=resamples, method="percentile",
+                                   random_state=np.random.default_rng(seed), vectorized=True)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     verdict: str  # ok, faster, REGRESSION or unclear
