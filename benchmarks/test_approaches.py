@@ -47,9 +47,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             reason="no --batch-sweep given"))])
 
 
-def _engine(engines, backend, kind):  # type: ignore[no-untyped-def]
+def _engine(engines, backend, kind, batch=None):  # type: ignore[no-untyped-def]
     try:
-        return engines(backend, kind)
+        return engines(backend, kind, batch)  # TensorRT: an engine whose profile's opt is the measured batch
     except UnsupportedApproach as exc:
         pytest.skip(str(exc))
 
@@ -64,7 +64,8 @@ def test_approach(case, approach, kwargs, backend, options, engines, make_worklo
             pytest.skip(f"{backend} has no optimization profiles: multi_profile is TensorRT only")
         small, large = multi_profile_batches(options.batch_size)  # --batch-size 1 refused at collection
         sizes = [small if i % 2 == 0 else large for i in range(options.batches)]
-    engine = _engine(engines, backend, "fp16" if kwargs.get("variant") == "one_profile" else cls.engine_kind)
+    engine = _engine(engines, backend, "fp16" if kwargs.get("variant") == "one_profile" else cls.engine_kind,
+                     kwargs.get("batch"))
     workload = make_workload(cls, batch=kwargs.get("batch"), sizes=sizes)
     extra = {k: v for k, v in kwargs.items() if k != "batch"}
     if approach == "multi_context":
@@ -81,7 +82,7 @@ def test_approach(case, approach, kwargs, backend, options, engines, make_worklo
 def test_sweep(sweep_case, backend, options, engines, make_workload, benchmark, request):  # type: ignore[no-untyped-def]
     approach, batch = sweep_case
     cls = approach_class(approach)
-    engine = _engine(engines, backend, cls.engine_kind)
+    engine = _engine(engines, backend, cls.engine_kind, batch)
     workload = make_workload(cls, batch=batch)
     benchmark.group = f"{options.model} {backend} sweep"
     run_benchmark(benchmark, lambda: cls.open(engine, workload), options, approach, backend, request.config,
