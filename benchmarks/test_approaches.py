@@ -39,7 +39,7 @@ def test_approach(case, backend, bench_session, engines, make_workload, benchmar
     if case.approach == "multi_profile":
         small, large = multi_profile_batches(options.batch_size)  # --batch-size 1 refused at collection
         sizes = [small if i % 2 == 0 else large for i in range(options.batches)]
-    engine = engines(backend, case.kind)
+    engine = engines(backend, case.kind, case.batch)  # TensorRT: an engine whose profile's opt is the measured batch
     workload = make_workload(spec, batch=case.batch, sizes=sizes)
     extra = {"variant": case.variant} if case.variant else {}
     if case.approach == "multi_context":
@@ -59,7 +59,7 @@ def test_sweep(sweep_case, backend, bench_session, engines, make_workload, bench
 
     name, batch = sweep_case
     spec = approach(name)
-    engine = engines(backend, spec.engine_kind)
+    engine = engines(backend, spec.engine_kind, batch)
     workload = make_workload(spec, batch=batch)
     cls = approach_class(name)
     benchmark.group = f"{bench_session.options.model} {backend} sweep"

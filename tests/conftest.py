@@ -48,3 +48,25 @@ def reference_data(graphs: dict[str, Path], batch: int, batches: int) -> dict[st
         inputs = images if variant == "uint8" else floats
         out[variant] = (inputs, run_onnxruntime(graphs[variant], inputs))
     return out
+
+
+def transpose_before_cast(model):
+    """The old uint8 graph: Transpose(UINT8 input) -> Cast, instead of Cast -> Transpose."""
+    from onnx import helper
+
+    from trtbench.catalogue import INPUT_NAME
+
+    nodes = list(model.graph.node)
+    cast = next(n for n in nodes if INPUT_NAME in n.input)
+    transpose = next(n for n in nodes if cast.output[0] in n.input)
+    assert transpose.op_type == "Transpose"
+    transposed, cast_out = "input0_transposed", transpose.output[0]
+    new_transpose = helper.make_node("Transpose", [INPUT_NAME], [transposed], name=transpose.name,
+                                     perm=list(next(a for a in transpose.attribute if a.name == "perm").ints))
+    new_cast = helper.make_node("Cast", [transposed], [cast_out], name=cast.name,
+                                to=next(a for a in cast.attribute if a.name == "to").i)
+    index = nodes.index(cast)
+    rest = [n for n in nodes if n is not cast and n is not transpose]
+    del model.graph.node[:]
+    model.graph.node.extend(rest[:index] + [new_transpose, new_cast] + rest[index:])
+    return model

@@ -46,6 +46,7 @@ class cudaStreamCaptureMode(enum.IntEnum):  # noqa: N801
 
 
 OK = cudaError_t.cudaSuccess
+ALIGNMENT = 256  # cudaMalloc's alignment
 
 
 class _Props:
@@ -69,6 +70,7 @@ class FakeRuntime:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.memory: dict[int, Any] = {}  # address -> ctypes buffer (device and pinned)
+        self.sizes: dict[int, int] = {}  # address -> bytes usable from it
         self.pinned: set[int] = set()
         self.streams: dict[int, list[Callable[[], None]] | None] = {}  # handle -> capture list, or None
         self.events: dict[int, float] = {}  # handle -> time recorded (nan: never)
@@ -164,15 +166,20 @@ class FakeRuntime:
 
     # -- memory
     def _alloc(self, nbytes: int) -> int:
-        buf = (ctypes.c_char * max(int(nbytes), 1))()
-        address = ctypes.addressof(buf)
+        """Host memory standing for an allocation, aligned as cudaMalloc's (256 bytes, which
+        TensorRT requires of every tensor address)."""
+        size = max(int(nbytes), 1)
+        buf = (ctypes.c_char * (size + ALIGNMENT))()
+        address = -(-ctypes.addressof(buf) // ALIGNMENT) * ALIGNMENT
         self.memory[address] = buf
+        self.sizes[address] = size
         return address
 
     def cudaMalloc(self, nbytes: int) -> tuple[cudaError_t, int]:
         return OK, self._alloc(nbytes)
 
     def cudaFree(self, address: int) -> tuple[cudaError_t]:
+        self.sizes.pop(int(address), None)
         return (OK if self.memory.pop(int(address), None) is not None else cudaError_t.cudaErrorInvalidValue,)
 
     def cudaHostAlloc(self, nbytes: int, flags: int) -> tuple[cudaError_t, int]:
@@ -185,8 +192,8 @@ class FakeRuntime:
         return self.cudaFree(address)
 
     def _owned(self, address: int, nbytes: int) -> bool:
-        for start, buf in self.memory.items():
-            if start <= address and address + nbytes <= start + ctypes.sizeof(buf):
+        for start, size in self.sizes.items():
+            if start <= address and address + nbytes <= start + size:
                 return True
         return False
 

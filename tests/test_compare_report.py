@@ -551,9 +551,9 @@ def test_the_settings_alpha_decides_significance(tmp_path):
 def table_rows():
     from trtbench.stats import Decision
 
-    return [cmp.Row("test_approach[torch-fp16]", "wall", Decision("ok", 6.0, 6.06, 0.1, 0.0123, (1.0, 1.02), "r"),
+    return [cmp.Row("test_approach[torch-fp16]", "wall", Decision("ok", 6.0, 6.06, 0.1, 0.0123, "r"),
                     "regression.toml"),
-            cmp.Row("test_approach[torch-cuda_graph-b1]", "compute", Decision("unclear", 0.5, 0.6, 0.05, None, None,
+            cmp.Row("test_approach[torch-cuda_graph-b1]", "compute", Decision("unclear", 0.5, 0.6, 0.05, None,
                                                                                "r"), "history of 3 runs")]
 
 

@@ -48,21 +48,20 @@ def test_detect_reads_features_not_version_numbers():
     assert not caps.has_fp16_flag and not caps.has_profile_sharing_flag and caps.major == 11
 
 
-@pytest.mark.parametrize("caps,force,expected", [
-    (TRT10, False, "builder_flag"),
-    (TRT10, True, "strongly_typed"),
-    (TRT11, False, "strongly_typed"),
-    (TRT11, True, "strongly_typed"),
-    (TRT8, False, "builder_flag"),
-])
-def test_fp16_path(caps, force, expected):
-    assert choose_fp16_path(caps, force) == expected
+@pytest.mark.parametrize("caps", [TRT10, TRT11], ids=["10.x", "11.x"])
+def test_fp16_is_strongly_typed_on_10_and_11_alike(caps):
+    """Finding 3: 10.x has BuilderFlag.FP16, but fp16 engines are built as on 11.x."""
+    assert choose_fp16_path(caps) == "strongly_typed"
+    specs = engine_specs(128, caps)
+    for name in ("fp16", "multi_profile", "shared_profile", "fp16_postprocess", "fp16_uint8"):
+        assert specs[name].fp16_path == "strongly_typed" and specs[name].onnx_fp16 is True
+    assert specs["fp32"].fp16_path is None and specs["fp32"].onnx_fp16 is False
 
 
-def test_fp16_impossible_without_flag_and_strong_typing():
-    old = TrtCapabilities("8.5", has_fp16_flag=False, has_strongly_typed_flag=False, has_profile_sharing_flag=True)
-    with pytest.raises(EngineConfigError, match="neither BuilderFlag.FP16 nor strong typing"):
-        choose_fp16_path(old)
+def test_fp16_impossible_without_strong_typing():
+    with pytest.raises(EngineConfigError, match=r"^TensorRT 8.6.1 has no strongly typed networks; the suite builds fp16 "
+                                                r"engines strongly typed \(TensorRT 10.x or 11.x\)$"):
+        choose_fp16_path(TRT8)
 
 
 def test_profile_sharing_flag_only_before_10():
@@ -80,7 +79,7 @@ def test_specs_follow_the_tutorial_shapes():
     assert specs["fp32"].profiles == ((1, 128, 256),) and specs["fp32"].fp16_path is None
     assert specs["fp32"].input_shape == (3, 224, 224) and specs["fp16_uint8"].input_shape == (224, 224, 3)
     assert specs["multi_profile"].profiles == multi_profile_shapes(128) == ((1, 16, 32), (64, 128, 192))
-    assert specs["fp16"].fp16_path == "builder_flag" and specs["fp16"].onnx_fp16 is False
+    assert specs["fp16"].fp16_path == "strongly_typed" and specs["fp16"].onnx_fp16 is True
     assert specs["shared_profile"].profile_sharing_flag is False
     assert [specs[n].graph_variant for n in ("fp16", "fp16_postprocess", "fp16_uint8")] == ["logits", "postprocess",
                                                                                            "uint8"]
@@ -117,6 +116,27 @@ def test_multi_profile_shapes_derive_from_any_batch_size(batch):
     assert multi_profile_batches(batch) == (opt0, batch)
 
 
+@pytest.mark.parametrize("batch", [1, 8, 32, 128, 256, 300])
+def test_an_engine_for_a_measured_batch_size_has_it_as_its_profiles_opt(batch):
+    """Finding 5: batch-1 and sweep cases get an engine tuned for their batch size (trtexec
+    builds for the shape it measures); min and max stay those of the session's engines, and the
+    multi-profile engine keeps its own profiles."""
+    specs = engine_specs(128, TRT10, max_batch=300, opt_batch=batch)
+    default = engine_specs(128, TRT10, max_batch=300)
+    for name in ("fp32", "fp16", "shared_profile", "fp16_postprocess", "fp16_uint8"):
+        assert specs[name].profiles == ((1, batch, 300),) and default[name].profiles == ((1, 128, 300),)
+        assert (key_digest(_key(spec=specs[name])) == key_digest(_key(spec=default[name]))) == (batch == 128)
+    assert specs["multi_profile"] == default["multi_profile"]
+
+
+def test_a_measured_batch_size_outside_the_profile_is_refused():
+    assert engine_specs(128, TRT10, opt_batch=256)["fp16"].profiles == ((1, 256, 256),)
+    for batch in (0, 257):
+        with pytest.raises(EngineConfigError, match=rf"^batch size {batch} to measure is outside the engines' profile "
+                                                    r"1\.\.256$"):
+            engine_specs(128, TRT10, opt_batch=batch)
+
+
 def test_multi_profile_needs_two_batch_sizes():
     with pytest.raises(EngineConfigError, match="--batch-size 1: the multi-profile engine needs two batch sizes"):
         multi_profile_shapes(1)
@@ -148,7 +168,7 @@ def _key(**changes):
     {"gpu_name": "NVIDIA A100-SXM4-80GB"},
     {"compute_capability": "8.0"},
     {"spec": engine_specs(128, TRT10, max_aux_streams=1)["fp16"]},
-    {"spec": engine_specs(128, TRT10, force_strongly_typed=True)["fp16"]},
+    {"spec": engine_specs(128, TRT10, opt_batch=1)["fp16"]},
     {"spec": engine_specs(64, TRT10)["fp16"]},
     {"spec": engine_specs(128, TRT10, image_size=299)["fp16"]},
     {"spec": engine_specs(128, TRT10)["fp16_postprocess"]},
@@ -253,24 +273,21 @@ def test_detect_needs_the_sharing_feature_itself_not_just_the_preview_enum():
     assert caps == TrtCapabilities("8.6.1", True, False, False)
 
 
-def test_fp16_path_defaults_and_the_10x_strong_typing_it_trusts():
-    assert choose_fp16_path(TRT10) == "builder_flag"  # not forced unless asked
+def test_fp16_path_and_the_10x_strong_typing_it_trusts():
     no_flags_10 = TrtCapabilities("10.0.1", has_fp16_flag=False, has_strongly_typed_flag=False,
                                   has_profile_sharing_flag=False)
     assert choose_fp16_path(no_flags_10) == "strongly_typed"  # 10.x has strong typing whatever detection saw
-    assert choose_fp16_path(dataclasses.replace(TRT8, has_strongly_typed_flag=True), True) == "strongly_typed"
+    assert choose_fp16_path(dataclasses.replace(TRT8, has_strongly_typed_flag=True)) == "strongly_typed"
     with pytest.raises(EngineConfigError, match=r"^TensorRT 8.6.1 cannot share a profile between contexts$"):
         needs_profile_sharing_flag(dataclasses.replace(TRT8, has_profile_sharing_flag=False))
 
 
 def test_specs_fields_for_every_engine():
-    specs = engine_specs(128, TRT8)
+    specs = engine_specs(128, dataclasses.replace(TRT8, has_strongly_typed_flag=True))
     assert {n: s.precision for n, s in specs.items()} == {"fp32": "fp32", "fp16": "fp16", "multi_profile": "fp16",
                                                           "shared_profile": "fp16", "fp16_postprocess": "fp16",
                                                           "fp16_uint8": "fp16"}
     assert {n: s.profile_sharing_flag for n, s in specs.items()} == {n: n == "shared_profile" for n in specs}
-    assert engine_specs(128, TRT10, force_strongly_typed=True)["fp16"].fp16_path == "strongly_typed"
-    assert engine_specs(128, TRT10, force_strongly_typed=True)["fp16"].onnx_fp16 is True
 
 
 def test_batch_2_has_a_multi_profile_engine_and_batch_1_keeps_every_other_engine():
@@ -302,7 +319,7 @@ def test_max_aux_streams_zero_is_a_value_not_the_default():
 
 def test_cache_key_records_every_field_by_name():
     spec = engine_specs(128, TRT10)["fp16"]
-    assert _key() == {"schema": 2, "onnx_sha256": "a" * 64, "tensorrt": "10.13.0.35", "gpu_name": "NVIDIA H100 80GB HBM3",
+    assert _key() == {"schema": 3, "onnx_sha256": "a" * 64, "tensorrt": "10.13.0.35", "gpu_name": "NVIDIA H100 80GB HBM3",
                       "compute_capability": "9.0", "spec": json.loads(json.dumps(dataclasses.asdict(spec)))}
 
 

@@ -53,7 +53,7 @@ def test_defaults_are_the_tutorials(parse):
     assert (o.model, o.batch_size, o.batches, o.rounds, o.warmup_rounds, o.data_seed) == ("resnet18", 128, 10, 25, 3, 10088)
     assert (o.ordering_tolerance, o.contexts, o.weights, o.batch_sweep, o.regression_baseline) == (0.05, 2, None, (), None)
     assert o.backends == ("tensorrt", "torch") and o.requested_backends is False
-    assert o.max_aux_streams is None and not o.rebuild_engines and not o.fp16_strongly_typed
+    assert o.max_aux_streams is None and not o.rebuild_engines
     assert o.engine_cache_dir.name == "engines" and o.reference_cache_dir.name == "reference"
 
 
@@ -390,7 +390,6 @@ TensorRT pipeline benchmarks:
   --reference-cache-dir=REFERENCE_CACHE_DIR where ONNX Runtime reference outputs, images and calibrated weights are
       cached (default: .cache/reference)
   --rebuild-engines build every TensorRT engine anew, ignoring the cache
-  --fp16-strongly-typed TensorRT 10.x: build fp16 engines as strongly typed fp16 networks (11.x always does)
   --max-aux-streams=MAX_AUX_STREAMS TensorRT builder max_aux_streams (the tutorial's --aux-stream; default TensorRT's)
   --contexts=CONTEXTS execution contexts of the multi_context approach (default 2)
   --regression-baseline=JSON|latest after the benchmarks, compare with this saved run (or the newest saved run of this
@@ -410,11 +409,10 @@ def test_help_lists_every_option_with_its_metavar_and_default_in_process(pyteste
 
 def test_defaults_are_values_not_just_falsy(parse, pytester):
     o = parse()
-    assert o.rebuild_engines is False and o.fp16_strongly_typed is False
+    assert o.rebuild_engines is False
     assert o.engine_cache_dir == pytester.path / ".cache" / "engines"
     assert o.reference_cache_dir == pytester.path / ".cache" / "reference"
-    flags = parse("--fp16-strongly-typed", "--rebuild-engines")
-    assert flags.fp16_strongly_typed is True and flags.rebuild_engines is True
+    assert parse("--rebuild-engines").rebuild_engines is True
 
 
 def test_the_largest_sweep_batch_is_allowed(parse):

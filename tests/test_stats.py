@@ -19,7 +19,7 @@ def test_identical_samples_are_ok():
 def test_a_shift_past_the_threshold_and_significant_is_a_regression():
     d = stats.decide(rounds(5.0, seed=1), rounds(5.25, seed=2), threshold=0.03)
     assert d.verdict == "REGRESSION" and d.p_value < stats.ALPHA and 0.04 < d.change < 0.06
-    assert d.ci[0] > 1.03 and "p=" in d.reason
+    assert "p=" in d.reason
 
 
 def test_a_shift_within_the_threshold_is_ok_even_when_significant():
@@ -107,8 +107,7 @@ def test_float32_samples_are_judged_in_float64():
         assert float(np.median(values)) != float(np.median(values.astype(np.float64)))
     assert stats.summarize(F32_OLD) == stats.summarize(old64)
     d32, d64 = stats.decide(F32_OLD, F32_NEW, 0.03), stats.decide(old64, new64, 0.03)
-    assert (d32.old_median, d32.new_median, d32.p_value, d32.ci) == (d64.old_median, d64.new_median, d64.p_value,
-                                                                     d64.ci)
+    assert (d32.old_median, d32.new_median, d32.p_value) == (d64.old_median, d64.new_median, d64.p_value)
     assert stats.bootstrap_ratio_ci(F32_OLD, F32_NEW) == stats.bootstrap_ratio_ci(old64, new64)
     half = F32_OLD.astype(np.float16)  # coarser still: a median of two halves rounds visibly
     assert stats.bootstrap_ratio_ci(half, F32_NEW) == stats.bootstrap_ratio_ci(half.astype(np.float64), new64)
@@ -128,11 +127,6 @@ def test_summary_fields_edge_cases_and_messages():
         stats.summarize([])
     with pytest.raises(ValueError, match=r"^cannot summarize 2 values with NaN$"):
         stats.summarize([1.0, np.nan])
-
-
-def test_ranks_share_the_average_rank_of_their_ties_wherever_they_stand():
-    ranks = stats._ranks(np.array([3.0, 1.0, 2.0, 2.0, 3.0, 3.0]))
-    assert ranks.tolist() == [5.0, 1.0, 2.5, 2.5, 5.0, 5.0]  # the largest values tie at the end
 
 
 def test_mann_whitney_with_ties_and_tiny_samples_matches_the_textbook():
@@ -156,31 +150,28 @@ def test_identical_samples_give_p_1_without_dividing_by_zero():
         assert stats.mann_whitney_p([2.0], [2.0]) == 1.0
 
 
-def test_bootstrap_interval_is_the_central_percentiles_of_2000_seeded_resamples():
-    """What the docstring promises, computed the plain way: median(new) / median(old) over
-    2000 resamples of a generator seeded with 0, and the central ``level`` of them."""
+def test_bootstrap_interval_of_the_ratio_of_medians_is_seeded_and_covers_the_ratio():
+    """scipy's bootstrap (percentile intervals of median(new) / median(old), 2000 resamples,
+    seeded): the same numbers every time, around the true ratio, wider where either side is noisier."""
     old, new = rounds(5.0, 0.02, n=12, seed=1), rounds(5.5, 0.03, n=9, seed=2)
-    rng = np.random.default_rng(0)
-    ratios = np.median(rng.choice(new, (2000, 9)), axis=1) / np.median(rng.choice(old, (2000, 12)), axis=1)
-    assert stats.bootstrap_ratio_ci(old, new) == (float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5)))
-    assert stats.bootstrap_ratio_ci(old, new, level=0.8) == (float(np.percentile(ratios, 10)),
-                                                             float(np.percentile(ratios, 90)))
     low, high = stats.bootstrap_ratio_ci(old, new)
-    assert low < 1.1 < high and high - low < 0.1
-    # the noise of either side widens it
-    assert stats.bootstrap_ratio_ci([5.0] * 12, new)[0] < stats.bootstrap_ratio_ci([5.0] * 12, new)[1]
-    assert stats.bootstrap_ratio_ci(old, [5.5] * 9)[0] < stats.bootstrap_ratio_ci(old, [5.5] * 9)[1]
+    assert (low, high) == stats.bootstrap_ratio_ci(old, new) and low < 1.1 < high and high - low < 0.1
+    narrow = stats.bootstrap_ratio_ci(old, new, level=0.8)
+    assert low < narrow[0] < narrow[1] < high
+    assert stats.bootstrap_ratio_ci(old, new, seed=1) != (low, high)
+    noisier = stats.bootstrap_ratio_ci(rounds(5.0, 0.2, n=12, seed=1), new)
+    assert noisier[1] - noisier[0] > high - low
 
 
 def test_decision_fields_reasons_and_the_alpha_boundary():
     few = stats.decide([5.0, 5.2, 5.1], [6.0, 6.1, 6.2], threshold=0.03)
-    assert few == stats.Decision("unclear", 5.1, 6.1, 0.03, None, None,
+    assert few == stats.Decision("unclear", 5.1, 6.1, 0.03, None,
                                  "too few rounds to test (3 old, 3 new; need 5 a side)")
     assert stats.decide([5.0], [5.0] * 10, 0.03).verdict == "unclear"  # one round is too few, not an error
     ok = stats.decide([8.0] * 10, [8.08] * 10, threshold=0.03)
-    assert ok.verdict == "ok" and ok.reason == "within the threshold (+1.0%)" and ok.ci == pytest.approx((1.01, 1.01))
+    assert ok.verdict == "ok" and ok.reason == "within the threshold (+1.0%)"
     noisy = stats.decide(rounds(5.0, 0.3, n=8, seed=3), rounds(5.4, 0.3, n=8, seed=4), threshold=0.03)
-    assert noisy.verdict == "unclear" and noisy.ci is not None and noisy.reason == (
+    assert noisy.verdict == "unclear" and noisy.reason == (
         f"{noisy.change:+.1%} is past the threshold but not significant (p={noisy.p_value:.2g} >= 0.002): "
         "more rounds are needed")
     a, b = rounds(5.0, seed=1), rounds(5.5, seed=2)
@@ -197,7 +188,7 @@ def test_faster_past_the_threshold_but_not_significant_is_ok_not_unclear():
     old, new = rounds(5.0, spread=0.3, n=8, seed=3), rounds(4.4, spread=0.3, n=8, seed=103)
     d = stats.decide(old, new, threshold=0.03)
     assert d.change < -0.03 and d.p_value >= stats.ALPHA
-    assert d.verdict == "ok" and d.ci is not None and d.reason == (
+    assert d.verdict == "ok" and d.reason == (
         f"{d.change:+.1%}, faster but not significant (p={d.p_value:.2g})")
     a, b = rounds(5.0, seed=1), rounds(4.5, seed=2)
     p = stats.mann_whitney_p(a, b)

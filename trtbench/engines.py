@@ -21,7 +21,7 @@ from filelock import FileLock
 from trtbench.catalogue import ENGINE_KINDS
 from trtbench.files import write_atomic
 
-KEY_SCHEMA = 2  # bump when the meaning of a key field changes
+KEY_SCHEMA = 3  # bump when the meaning of a key field changes (3: every network strongly typed)
 
 
 class EngineConfigError(ValueError):
@@ -33,7 +33,7 @@ class TrtCapabilities:
     """What the installed TensorRT offers, found by feature detection."""
 
     version: str
-    has_fp16_flag: bool  # BuilderFlag.FP16 exists (removed in 11.x)
+    has_fp16_flag: bool  # BuilderFlag.FP16 exists (weak typing, removed in 11.x; recorded, never set)
     has_strongly_typed_flag: bool  # NetworkDefinitionCreationFlag.STRONGLY_TYPED exists
     has_profile_sharing_flag: bool  # PreviewFeature.PROFILE_SHARING_0806 exists
 
@@ -60,7 +60,7 @@ class EngineSpec:
     precision: str  # fp32 or fp16 (compute); outputs stay fp32
     profiles: tuple[tuple[int, int, int], ...]  # (min, opt, max) batch per profile
     input_shape: tuple[int, ...]  # one sample: (3, H, W) float, or (H, W, 3) uint8
-    fp16_path: str | None = None  # "builder_flag" (10.x) or "strongly_typed" (11.x, or forced)
+    fp16_path: str | None = None  # "strongly_typed" for fp16 engines (10.x and 11.x), None for fp32
     profile_sharing_flag: bool = False  # PreviewFeature.PROFILE_SHARING_0806 (TensorRT < 10)
     max_aux_streams: int | None = None  # None: TensorRT's default
     graph_variant: str = "logits"  # which graph (trtbench.catalogue.GRAPH_VARIANTS)
@@ -80,13 +80,15 @@ def profile_for_batch(batch: int, ranges: Sequence[tuple[int, int]]) -> int:
         f"batch size {batch} is outside every optimization profile {[f'{lo}..{hi}' for lo, hi in ranges]}")
 
 
-def choose_fp16_path(caps: TrtCapabilities, force_strongly_typed: bool = False) -> str:
-    """fp16 on 10.x is BuilderFlag.FP16 (as the tutorial); 11.x has only strong typing."""
-    if force_strongly_typed or not caps.has_fp16_flag:
-        if caps.major < 10 and not caps.has_strongly_typed_flag:
-            raise EngineConfigError(f"TensorRT {caps.version} has neither BuilderFlag.FP16 nor strong typing")
-        return "strongly_typed"
-    return "builder_flag"
+def choose_fp16_path(caps: TrtCapabilities) -> str:
+    """fp16 engines are strongly typed networks parsed from the fp16 ONNX on every TensorRT
+    the suite supports: 11.x has nothing else, and 10.x's weakly typed BuilderFlag.FP16
+    (deprecated since 10.12) lets TensorRT pick fp16 for layers the graph keeps in fp32, so
+    an upgrade would change precision, not only kernels."""
+    if caps.major < 10 and not caps.has_strongly_typed_flag:
+        raise EngineConfigError(f"TensorRT {caps.version} has no strongly typed networks; the suite builds fp16 "
+                                "engines strongly typed (TensorRT 10.x or 11.x)")
+    return "strongly_typed"
 
 
 def needs_profile_sharing_flag(caps: TrtCapabilities) -> bool:
@@ -103,17 +105,24 @@ def engine_specs(
     caps: TrtCapabilities,
     image_size: int = 224,
     max_aux_streams: int | None = None,
-    force_strongly_typed: bool = False,
     max_batch: int = 0,
+    opt_batch: int | None = None,
 ) -> dict[str, EngineSpec]:
     """Every engine, keyed by name, for ``--batch-size`` (tutorial: profile 1/128/256).
-    ``max_batch`` widens the profile for a batch-size sweep beyond 2x the batch size."""
+    ``max_batch`` widens the profile for a batch-size sweep beyond 2x the batch size.
+    ``opt_batch``: the batch size the engine is measured at (batch-1 cases, sweep points),
+    the opt of the single profile (trtexec builds for the shape it measures); the batch size
+    by default. The multi-profile engine keeps its own profiles."""
     if batch_size < 1:
         raise EngineConfigError(f"batch size must be >= 1, got {batch_size}")
     if max_aux_streams is not None and max_aux_streams < 0:
         raise EngineConfigError(f"max_aux_streams must be >= 0, got {max_aux_streams}")
-    wide = ((1, batch_size, max(2 * batch_size, max_batch)),)
-    fp16_path = choose_fp16_path(caps, force_strongly_typed)
+    opt = batch_size if opt_batch is None else opt_batch
+    hi = max(2 * batch_size, max_batch)
+    if not 1 <= opt <= hi:
+        raise EngineConfigError(f"batch size {opt} to measure is outside the engines' profile 1..{hi}")
+    wide = ((1, opt, hi),)
+    fp16_path = choose_fp16_path(caps)
     specs = {}
     for name, (precision, variant) in ENGINE_KINDS.items():
         fp16 = precision == "fp16"
@@ -130,7 +139,7 @@ def engine_specs(
             fp16_path=fp16_path if fp16 else None,
             profile_sharing_flag=name == "shared_profile" and needs_profile_sharing_flag(caps),
             max_aux_streams=max_aux_streams, graph_variant=variant,
-            onnx_fp16=fp16 and fp16_path == "strongly_typed",
+            onnx_fp16=fp16,
         )
     return specs
 

@@ -35,7 +35,8 @@ def classifier_graph(model: Any, variant: str = "logits", fp16: bool = False) ->
         def prepare(self, x: torch.Tensor) -> torch.Tensor:
             """The input's first use, a new tensor: after it, the input buffer may be reused."""
             if self.variant == "uint8":  # NHWC uint8 -> NCHW (a channels-last view), normalised in fp32
-                x = x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+                # cast first: TensorRT takes UINT8 only as a network input feeding a Cast (trtbench.readiness)
+                x = x.float().permute(0, 3, 1, 2) / 127.5 - 1.0
             return x.to(dtype=dtype, memory_format=torch.channels_last)
 
         def head(self, x: torch.Tensor) -> Any:
@@ -53,7 +54,7 @@ def classifier_graph(model: Any, variant: str = "logits", fp16: bool = False) ->
 
 def export_onnx(model: Any, spec: ModelSpec, path: Path, variant: str = "logits", fp16: bool = False) -> Path:
     """Export a graph variant with a dynamic batch; checked by onnx.checker. ``fp16``
-    exports fp16 weights with fp32 I/O, the network TensorRT 11 builds strongly typed."""
+    exports fp16 weights with fp32 I/O, the network TensorRT 10 and 11 build strongly typed."""
     graph = classifier_graph(model, variant, fp16)
     inputs, outputs = graph_io(spec, variant)
     dtype, shape = inputs[INPUT_NAME]

@@ -161,6 +161,15 @@ class _Resource:
             pass
 
 
+_live_streams: set[int] = set()
+
+
+def live_stream_handles() -> frozenset[int]:
+    """Handles of the streams made here and not yet destroyed (a raw handle cannot be asked
+    safely whether it is a stream: the TensorRT double checks what it is given against these)."""
+    return frozenset(_live_streams)
+
+
 class Stream(_Resource):
     """A non-blocking CUDA stream (never the legacy default stream); ``label`` names it
     in timelines ("copy", "compute", ...)."""
@@ -172,6 +181,7 @@ class Stream(_Resource):
             cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking),
         )
         self._closed = False
+        _live_streams.add(self.ptr)
 
     @property
     def ptr(self) -> int:
@@ -184,6 +194,7 @@ class Stream(_Resource):
         cuda_call("cudaStreamWaitEvent", cudart.cudaStreamWaitEvent(self.handle, event.handle, 0))
 
     def _release(self) -> None:
+        _live_streams.discard(self.ptr)
         cuda_call("cudaStreamDestroy", cudart.cudaStreamDestroy(self.handle))
 
 

@@ -9,6 +9,8 @@
   into per-round samples and the last round's timeline.
 * :class:`SlotRing`: double-buffering of host output slots between the thread that
   fills them and the thread that post-processes them.
+* :class:`BoundContext`: an execution context that is told a shape, address or event
+  only when it changes.
 * :class:`Pipeline`: the base of every approach (setup, prepare_round, run_round,
   metrics, close).
 """
@@ -325,6 +327,37 @@ class WorkerThread:
             self._thread.join(timeout=60)
 
 
+_UNSET = object()
+
+
+class BoundContext:
+    """An execution context and what it was last given: each setter reaches the context only
+    when its value changes (Polygraphy's runner does the same; trtexec binds once per context
+    and stream), so a pipeline whose bindings stay put makes no binding call per batch."""
+
+    def __init__(self, context: ExecutionContext, input_name: str) -> None:
+        self.context = context
+        self.input_name = input_name
+        self._shape: tuple[int, ...] | None = None
+        self._addresses: dict[str, int] = {}
+        self._consumed: object = _UNSET
+
+    def set_input_shape(self, shape: tuple[int, ...]) -> None:
+        if shape != self._shape:
+            self.context.set_input_shape(self.input_name, shape)
+            self._shape = shape
+
+    def set_tensor_address(self, name: str, address: int) -> None:
+        if self._addresses.get(name) != address:
+            self.context.set_tensor_address(name, address)
+            self._addresses[name] = address
+
+    def set_input_consumed_event(self, event: int | None) -> None:
+        if event != self._consumed:
+            self.context.set_input_consumed_event(event)
+            self._consumed = event
+
+
 class Pipeline:
     """Base of every approach: resources made in ``__init__``, freed in ``close()``.
 
@@ -346,7 +379,7 @@ class Pipeline:
             self.sink, self.events = shared.sink, shared.events
         self.input_name = engine.input_names[0]
         self.output_name = OUTPUT_NAME
-        self.contexts_used = 1
+        self.contexts_used = 0  # execution contexts made (each holds TensorRT activation memory)
         engine.reset_peak_memory()
         device_allocations.reset_peak()
 
@@ -375,6 +408,7 @@ class Pipeline:
         resource.close()
 
     def new_context(self) -> ExecutionContext:
+        self.contexts_used += 1
         return self.own(self.engine.create_execution_context())
 
     def output_shape(self, context: ExecutionContext, batch: int, name: str | None = None) -> tuple[int, ...]:

@@ -26,8 +26,8 @@ class GpuPostprocessPipeline(CudaGraphPipeline):
     name = "gpu_postprocess"
 
     def bind_outputs(self, batch: int) -> None:
-        out_shape = self.output_shape(self.context, batch)
-        top_shape = self.context.get_tensor_shape(TOP5_PROB)
+        out_shape = self.output_shape_for(batch)
+        top_shape = self.output_shape_for(batch, TOP5_PROB)
         self.d_output = self.own(DeviceBuffer(out_shape))
         self.d_probs = self.own(DeviceBuffer(top_shape, self.engine.tensor_dtype(TOP5_PROB)))
         self.d_classes = self.own(DeviceBuffer(top_shape, self.engine.tensor_dtype(TOP5_CLASS)))
@@ -38,7 +38,7 @@ class GpuPostprocessPipeline(CudaGraphPipeline):
         self.d_checked = self.own(DeviceBuffer((self.workload.batches, *out_shape)))
         self.output_addresses = {self.output_name: self.d_output.ptr, TOP5_PROB: self.d_probs.ptr,
                                  TOP5_CLASS: self.d_classes.ptr}
-        self.bind_context_outputs(self.context)
+        self.bind_context_outputs()
 
     def device_outputs(self) -> list[DeviceBuffer]:
         return [self.d_output, self.d_probs, self.d_classes, self.d_checked]

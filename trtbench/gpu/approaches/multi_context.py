@@ -26,12 +26,14 @@ class MultiContextPipeline(Pipeline):
         super().__init__(engine, workload)
         if contexts < 1:
             raise ValueError(f"multi_context needs at least 1 context, got {contexts}")
-        self.contexts_used = contexts
+        # one context per part (its point is the number of contexts): its input address and
+        # event change every batch and are bound before the compute span, only when they change
         self.parts = [
             self.own(OverlapPipeline.open(engine, workload, indices=range(k, workload.batches, contexts), shared=self,
-                                          label=f"ctx{k} "))
+                                          label=f"ctx{k} ", context_per_slot=False))
             for k in range(contexts)
         ]
+        self.contexts_used = sum(part.contexts_used for part in self.parts)
         self.threads = [self.own(WorkerThread(f"context-{k}")) for k in range(contexts)]
 
     def prepare_round(self) -> None:

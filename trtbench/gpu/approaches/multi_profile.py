@@ -37,7 +37,6 @@ class MultiProfilePipeline(SerialPipeline):
         self.stream = self.own(Stream("stream"))
         self.batch_sizes = sorted({x.shape[0] for x in workload.inputs})
         if variant == "two_profiles":  # one context per profile, each selecting it once
-            self.contexts_used = engine.num_profiles
             contexts = []
             for profile in range(engine.num_profiles):
                 contexts.append(self.new_context())

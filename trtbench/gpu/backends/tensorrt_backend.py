@@ -46,8 +46,13 @@ def _check(ok: bool, what: str) -> None:
         raise TensorRTError(f"TensorRT: {what} returned False")
 
 
+# TensorRT keeps one logger per process: a builder or runtime given another one warns and
+# keeps the first (NVIDIA/TensorRT#1475), so every builder and runtime gets this one.
+LOGGER = trt.Logger(trt.Logger.WARNING)
+
+
 def _logger() -> trt.ILogger:
-    return trt.Logger(trt.Logger.WARNING)
+    return LOGGER
 
 
 def capabilities() -> TrtCapabilities:
@@ -58,11 +63,15 @@ def build_serialized_engine(spec: EngineSpec, onnx_path: Path, timing_cache_path
     """Parse the ONNX and build ``spec``'s engine; raise with every parser error on failure."""
     if not onnx_path.is_file():
         raise FileNotFoundError(f"engine {spec.name!r}: ONNX file {onnx_path} does not exist")
+    if spec.fp16_path not in (None, "strongly_typed"):
+        raise TensorRTError(f"engine {spec.name!r}: fp16 path {spec.fp16_path!r}; the suite builds fp16 strongly typed")
     logger = _logger()
     builder = trt.Builder(logger)
     flags = 0
-    if spec.fp16_path == "strongly_typed" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-        # Accepted but ignored on 11.x, where every network is strongly typed.
+    if hasattr(trt.BuilderFlag, "FP16"):
+        # Weak typing still exists (10.x): ask for a strongly typed network, as 11.x builds every
+        # one, so that fp16 engines run in the fp16 ONNX's precision on both (an upgrade changes
+        # kernels, not precision); fp32 engines run the fp32 graph as it is.
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
@@ -74,8 +83,6 @@ def build_serialized_engine(spec: EngineSpec, onnx_path: Path, timing_cache_path
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the layer information; contexts run lower
     if spec.max_aux_streams is not None:
         config.max_aux_streams = spec.max_aux_streams
-    if spec.fp16_path == "builder_flag":
-        config.set_flag(trt.BuilderFlag.FP16)  # 10.x only: chosen only where the flag exists
     if spec.profile_sharing_flag:
         config.set_preview_feature(trt.PreviewFeature.PROFILE_SHARING_0806, True)  # < 10.0 only
     input_name = network.get_input(0).name
@@ -169,7 +176,10 @@ class TensorRTContext(ExecutionContext):
 
     def set_tensor_address(self, name: str, address: int) -> None:
         self._engine.check_tensor(name)
-        _check(self._ctx().set_tensor_address(name, address), f"context {self.index}: set_tensor_address({name!r})")
+        if address == 0:  # TensorRT would take it as "unbind" and fail the next enqueue
+            raise TensorRTError(f"context {self.index}: set_tensor_address({name!r}) with a null address")
+        _check(self._ctx().set_tensor_address(name, address),
+               f"context {self.index}: set_tensor_address({name!r}, {address:#x}) (TensorRT needs 256-byte alignment)")
 
     def set_input_consumed_event(self, event: int | None) -> None:
         _check(self._ctx().set_input_consumed_event(event or 0), f"context {self.index}: set_input_consumed_event")
@@ -243,6 +253,8 @@ class TensorRTEngine(Engine):
         return int(self.engine.num_optimization_profiles)
 
     def profile_batch_range(self, index: int) -> tuple[int, int]:
+        if not 0 <= index < self.num_profiles:  # the binding returns nbDims -1 shapes, not an error
+            raise TensorRTError(f"engine {self.spec.name!r}: profile {index} does not exist (it has {self.num_profiles})")
         lo, _, hi = self.engine.get_tensor_profile_shape(self._inputs[0], index)
         return int(lo[0]), int(hi[0])
 
