@@ -43,3 +43,15 @@ def latency_figures(batch_latencies_ms: Sequence[np.ndarray], last3_ms: Sequence
         "latency_p99_ms": float(np.nanpercentile(latencies, 99)),
         "last3_of_batches_ms": float(np.median(last3_ms)) if len(last3_ms) else None,
     }
+
+
+def busy_ms(starts: np.ndarray, ends: np.ndarray) -> float:
+    """The time covered by at least one of the spans [start, end): a GPU's busy time when the
+    spans are its work on several streams, overlapping or not."""
+    total, reach = 0.0, -np.inf
+    for start, end in sorted(zip(starts.tolist(), ends.tolist())):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total

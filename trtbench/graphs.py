@@ -8,6 +8,8 @@ the post-processing outputs). Names as the tutorial's.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,23 @@ def _export(torch: Any, graph: Any, dummy: Any, tmp: Path, names: list[str]) -> 
             opset_version=17, dynamo=False,
         )
 
+
+
+def cached_export(model: Any, spec: ModelSpec, folder: Path, variant: str, fp16: bool, weights: str) -> Path:
+    """``export_onnx`` once per content: the file is kept under a key of everything that makes
+    it (the model and its weights' identity, the variant, torch's and onnx's versions, and this
+    module's and the model module's own code), so a changed export is never served stale, and
+    every process of an A/B shares the unchanged ones instead of exporting again."""
+    from trtbench import model as model_module
+
+    code = hashlib.sha256(Path(__file__).read_bytes() + Path(model_module.__file__).read_bytes()).hexdigest()
+    key = json.dumps([spec.name, spec.image_size, weights, variant, fp16, torch.__version__, onnx.__version__, code])
+    path = folder / f"{spec.name}-{variant}{'-fp16' if fp16 else ''}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    if path.is_file():
+        try:
+            onnx.checker.check_model(str(path))
+            return path
+        except Exception:  # unreadable: export again and replace
+            pass
+    folder.mkdir(parents=True, exist_ok=True)
+    return export_onnx(model, spec, path, variant, fp16)

@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from trtbench.correctness import Comparison, PipelineOutputs, compare, softmax
+from trtbench.figures import busy_ms
+from trtbench.gpu import host
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import DeviceBuffer, Event, Stream, device_allocations
 from trtbench.catalogue import OUTPUT_NAME, Approach, approach
@@ -206,7 +208,7 @@ class BatchEvents:
         self._origin_stream = Stream("origin")
         self._origin = Event()
         self._origin_host = float("nan")
-        self.per_batch: dict[str, list[np.ndarray]] = {m: [] for m in (*SPANS, "enqueue")}
+        self.per_batch: dict[str, list[np.ndarray]] = {m: [] for m in (*SPANS, "enqueue", "gpu_busy")}
         self.timeline: dict[str, Any] | None = None
         self._recorded = False
 
@@ -234,6 +236,10 @@ class BatchEvents:
         for metric, (a, b) in SPANS.items():
             self.per_batch[metric].append(at[b] - at[a])
         self.per_batch["enqueue"].append((sink.stamps["enqueue_end"] - sink.stamps["enqueue_start"]) * 1e3)
+        # the GPU's busy time over the round, per batch: the figure of an approach whose batches
+        # overlap on several streams (a batch's own span then holds the others' work too)
+        busy = busy_ms(at["compute_start"], at["compute_end"])
+        self.per_batch["gpu_busy"].append(np.full(len(at["start"]), busy / len(at["start"])))
         host = {name: (stamps - self._origin_host) * 1e3 for name, stamps in sink.stamps.items()}
         self.timeline = {
             "gpu": [{"batch": i, "span": metric, "stream": self.streams[a][i], "start_ms": float(at[a][i]),
@@ -300,6 +306,7 @@ class WorkerThread:
         self._thread.start()
 
     def _loop(self) -> None:
+        host.pin_this_thread()
         while True:
             job = self._jobs.get()
             try:
