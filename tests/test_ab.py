@@ -295,6 +295,16 @@ def test_bisect_names_the_commit_that_planted_the_slowdown(suite_repo, tmp_path)
     assert done.stdout.count("step ") >= 2  # good vs bad first, then the commit between them
 
 
+def test_two_folders_are_compared_without_git_and_one_folder_alone_is_refused(suite_repo, tmp_path):
+    done = command(suite_repo, "ab", "--base", suite_repo, "--head", "HEAD")
+    assert done.returncode == 2 and "give two commits, or two folders" in done.stderr
+    done = command(suite_repo, "ab", "--base", tmp_path, "--head", suite_repo)
+    assert done.returncode == 2 and "a folder without benchmarks/test_approaches.py" in done.stderr
+    done = command(tmp_path, "ab", "--base", suite_repo, "--head", suite_repo, "-k", "no_such_test", *CPU_SUITE[:2],
+                   *CPU_ARGS)
+    assert done.returncode == 2 and "selects no benchmark both versions have" in done.stderr, done.stderr
+
+
 def test_bisect_needs_one_test_and_a_good_before_bad(suite_repo):
     done = command(suite_repo, "bisect", "--good", "HEAD", "--bad", "HEAD~2", "-k", "fp16")
     assert done.returncode == 2 and "is not an ancestor of --bad" in done.stderr
@@ -306,4 +316,4 @@ def test_a_run_of_the_suite_reads_as_a_saved_run_of_one_side(tmp_path):
     """What --merge and compare share: the gate's processes leave ordinary saved runs."""
     path = saved_run(tmp_path / "0001_A.json")
     assert SavedRun.load(path).tests
-    assert Checkout(tmp_path, None, "B").describe().startswith("working tree")
+    assert Checkout(tmp_path, None, "B").describe() == f"folder {tmp_path}"

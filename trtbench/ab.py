@@ -253,7 +253,7 @@ def verdict_line(rows: Sequence[Row]) -> str:
 
 def summary_record(gate: Gate, shard: tuple[int, int] | None) -> dict[str, Any]:
     return {
-        "base": gate.base.sha, "head": gate.head.sha or "working tree",
+        "base": gate.base.sha or gate.base.describe(), "head": gate.head.sha or gate.head.describe(),
         "shard": list(shard) if shard else None, "tests": list(gate.plan.tests), "pairs": gate.pairs,
         "pair_seconds": gate.pair_seconds, "stopped_by": gate.stopped_by,
         "machine": {k: v for k, v in (gate.runs["A"][0].machine if gate.runs["A"] else {}).items()

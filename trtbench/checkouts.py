@@ -51,6 +51,17 @@ def commit(repo: Path, rev: str, option: str) -> str:
     return sha
 
 
+def suite_folder(value: str | None) -> Path | None:
+    """``value`` as a folder holding the suite's sources, or None if it is not one."""
+    if value is None or not Path(value).is_dir():
+        return None
+    folder = Path(value).resolve()
+    missing = [f for f in SUITE_FILES if not (folder / f).is_file()]
+    if missing:
+        raise Unusable(f"{value}: a folder without {missing[0]}: not a checkout of this suite")
+    return folder
+
+
 def main_branch_base(repo: Path) -> str:
     """The merge base of HEAD and the main branch (what a pull request is compared with)."""
     for branch in MAIN_BRANCHES:
@@ -83,7 +94,7 @@ class Checkout:
     label: str  # what tables and files call it
 
     def describe(self) -> str:
-        return self.sha[:12] if self.sha else f"working tree ({self.root})"
+        return self.sha[:12] if self.sha else f"folder {self.root}"
 
 
 @contextlib.contextmanager

@@ -36,9 +36,11 @@ ENV_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default=None, metavar="REV",
-                        help="version A (default: the merge base of HEAD with the main branch)")
+                        help="version A: a commit (default: the merge base of HEAD with the main branch), or a "
+                             "folder of the suite's sources (then --head is one too, and no git is needed)")
     parser.add_argument("--head", default=None, metavar="REV",
-                        help="version B (default: the working tree as it is, uncommitted changes included)")
+                        help="version B: a commit, or a folder (default: the working tree as it is, uncommitted "
+                             "changes included)")
     add_gate_arguments(parser)
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="run only every N-th selected test from the I-th: one runner's share of a gate")
@@ -118,6 +120,12 @@ def run(args: argparse.Namespace) -> int:
     shared = environment(args.env, "--env")
     env = {"A": {**shared, **environment(args.base_env, "--base-env")},
            "B": {**shared, **environment(args.head_env, "--head-env")}}
+    folders = [checkouts.suite_folder(v) for v in (args.base, args.head)]
+    if any(folders) and not all(folders):
+        raise Unusable("--base and --head: give two commits, or two folders of the suite's sources")
+    if all(folders):  # two folders of the suite's sources, no git needed
+        base, head = (checkouts.Checkout(f, None, label) for f, label in zip(folders, "AB"))  # type: ignore[arg-type]
+        return gate_of(args, shard, settings, env, base, head, repo=Path.cwd())
     repo = checkouts.repository(Path.cwd())
     base_sha = checkouts.commit(repo, args.base, "--base") if args.base else checkouts.main_branch_base(repo)
     if args.head is None:
@@ -128,19 +136,25 @@ def run(args: argparse.Namespace) -> int:
         if head_sha == checkouts.git(repo, "rev-parse", "HEAD") and changed:
             raise Unusable(f"--head {args.head}: the working tree has uncommitted changes that {args.head} lacks "
                            f"({', '.join(changed[:3])}); commit them, or leave --head out to measure the working tree")
+    with checkouts.worktrees(repo, (args.cache or repo / ".cache").resolve() / "ab-worktrees") as trees:
+        base = trees.checkout(base_sha, "A")
+        head = trees.checkout(head_sha, "B") if head_sha else checkouts.Checkout(repo, None, "B")
+        return gate_of(args, shard, settings, env, base, head, repo)
+
+
+def gate_of(args: argparse.Namespace, shard: tuple[int, int] | None, settings: Settings,
+            env: dict[str, dict[str, str]], base: checkouts.Checkout, head: checkouts.Checkout, repo: Path) -> int:
+    """Select, measure, decide and write: the gate between two checkouts."""
     try:
-        with checkouts.worktrees(repo, (args.cache or repo / ".cache").resolve() / "ab-worktrees") as trees:
-            base = trees.checkout(base_sha, "A")
-            head = trees.checkout(head_sha, "B") if head_sha else checkouts.Checkout(repo, None, "B")
-            tests = select_tests(base, head, args, env)
-            if shard:
-                tests = tests[shard[0] - 1::shard[1]]
-                if not tests:
-                    raise Unusable(f"--shard {args.shard}: this shard holds no test (fewer tests than shards)")
-            gate = ab.Gate(base, head, plan_for(args, repo, tests, env, args.out))
-            print(f"A: {base.describe()}\nB: {head.describe()}\n{len(tests)} test(s), up to {args.max_pairs} pairs, "
-                  f"budget {args.budget:g} min")
-            ab.run_gate(gate, settings)
+        tests = select_tests(base, head, args, env)
+        if shard:
+            tests = tests[shard[0] - 1::shard[1]]
+            if not tests:
+                raise Unusable(f"--shard {args.shard}: this shard holds no test (fewer tests than shards)")
+        gate = ab.Gate(base, head, plan_for(args, repo, tests, env, args.out))
+        print(f"A: {base.describe()}\nB: {head.describe()}\n{len(tests)} test(s), up to {args.max_pairs} pairs, "
+              f"budget {args.budget:g} min")
+        ab.run_gate(gate, settings)
     except Unusable as exc:
         ab.write_refusal(args.out, shard, str(exc))
         raise
