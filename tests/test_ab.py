@@ -87,6 +87,13 @@ def test_the_h200_ab_processes_decide_as_measured():
 
 # ---------------------------------------------------------------- schedule, table, shards
 
+def test_only_what_the_backend_can_run_is_compared():
+    assert ab.runnable("benchmarks/test_approaches.py::test_approach[torch-fp16]")
+    assert not ab.runnable("benchmarks/test_approaches.py::test_approach[torch-multi_profile-two_profiles]")
+    assert ab.runnable("benchmarks/test_approaches.py::test_approach[tensorrt-multi_profile-two_profiles]")
+    assert ab.runnable("benchmarks/test_approaches.py::test_sweep[torch-uint8_input-b8]")
+
+
 def test_processes_alternate_abba():
     assert [side for pair in range(4) for side in ab.side_order(pair)] == list("ABBAABBA")
 

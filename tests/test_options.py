@@ -396,7 +396,7 @@ TensorRT pipeline benchmarks:
   --regression-baseline=JSON|latest after the benchmarks, compare with this saved run (or the newest saved run of this
       GPU) and fail on a regression; 'latest' with no saved run yet passes with a note
   --host-isolation={off,process,threads} quieter timed rounds: no garbage collection in them, one torch intra-op
-      thread, the process on fixed cores (process), and each of its threads on its own core (threads; default)
+      thread, the process on fixed cores (process), and each of its threads on its own core (threads) (default off)
   --ordering-tolerance=ORDERING_TOLERANCE how much slower than its predecessor an approach of the chain may be
       (default 0.05)
 """

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from trtbench.catalogue import approach, approach_of
 from trtbench.checkouts import Checkout
 from trtbench.cli import EXIT_OK, EXIT_REGRESSION, EXIT_UNCLEAR, Unusable
 from trtbench.compare import enqueue_bound, gated_samples, table
@@ -113,7 +114,16 @@ def collect(checkout: Checkout, selection: str, plan_args: Sequence[str], env: d
     if done.returncode not in (0, 5) or (done.returncode == 0 and not ids):
         raise Unusable(f"{checkout.label} ({checkout.describe()}): collecting the benchmarks failed (pytest exit "
                        f"{done.returncode}): {_last_line(done.stdout + done.stderr)}")
-    return ids
+    return [node for node in ids if runnable(node)]
+
+
+def runnable(node_id: str) -> bool:
+    """Whether the backend of a test id can run its approach (multi_profile is TensorRT only)."""
+    match = re.search(r"\[([a-z]+)-", node_id)
+    try:
+        return not (match and approach(approach_of(node_id)).unsupported(match.group(1)))
+    except KeyError:
+        return True  # not an approach of the catalogue: the process will say
 
 
 def _last_line(text: str) -> str:

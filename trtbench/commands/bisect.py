@@ -15,6 +15,7 @@ of this suite, no regression between good and bad, a failed process), 3 can't te
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--good", required=True, metavar="REV", help="a commit where the test was fast")
     parser.add_argument("--bad", required=True, metavar="REV", help="a later commit where it is slow")
     parser.add_argument("--metric", choices=list(GATED), default="wall", help="the metric that got slower")
+    parser.add_argument("--min-change", type=float, default=None, metavar="FRACTION",
+                        help="the smallest slowdown that counts, e.g. 0.02 for a regression of about 3%% "
+                             "(default: the [ab] table of --thresholds)")
     add_gate_arguments(parser)
     parser.set_defaults(budget=5.0)
 
@@ -39,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.selection:
         raise Unusable("-k: name the test that regressed (bisect follows one test)")
     settings = Settings.load(args.thresholds)
+    if args.min_change is not None:
+        if not 0 < args.min_change < 10:
+            raise Unusable(f"--min-change {args.min_change:g}: give a fraction such as 0.02")
+        settings = dataclasses.replace(settings, ab={m: {"default": args.min_change} for m in settings.ab})
     env = environment(args.env, "--env")
     repo = checkouts.repository(Path.cwd())
     good = checkouts.commit(repo, args.good, "--good")
