@@ -92,6 +92,7 @@ def test_only_what_the_backend_can_run_is_compared():
     assert not ab.runnable("benchmarks/test_approaches.py::test_approach[torch-multi_profile-two_profiles]")
     assert ab.runnable("benchmarks/test_approaches.py::test_approach[tensorrt-multi_profile-two_profiles]")
     assert ab.runnable("benchmarks/test_approaches.py::test_sweep[torch-uint8_input-b8]")
+    assert not ab.runnable("benchmarks/test_approaches.py::test_sweep[torch-none]")
 
 
 def test_processes_alternate_abba():
