@@ -3,9 +3,10 @@
 
 What to plant is read from the environment variable ``PLANT``, else from a file
 ``plant.txt`` at the root of the checkout under test (so that commits can differ in it):
-comma-separated entries ``APPROACH:host:MS`` (a busy-wait of MS milliseconds on the thread
-that enqueues each batch, before the batch's compute events: host time, on the critical path
-of every approach) or ``APPROACH:gpu:MS`` (a GPU sleep of MS milliseconds on the compute
+comma-separated entries ``APPROACH:host:MS`` (a busy-wait of MS milliseconds on the host
+after each batch's post-processing: host time after the download, on the critical path of
+the serial approaches; a wait before the compute events would hide behind the upload still
+running on the GPU) or ``APPROACH:gpu:MS`` (a GPU sleep of MS milliseconds on the compute
 stream right after each batch's launch, inside its compute events: GPU compute; needs torch
 and a GPU). An approach planted twice gets both.
 """
@@ -74,15 +75,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PLANTED] = planted
     if not planted:
         return
-    from trtbench.gpu.pipeline import Pipeline
+    from trtbench.gpu.pipeline import Pipeline, Sink
 
     sleep_gpu = gpu_sleeper() if any("gpu" in p for p in planted.values()) else None
-    compute = Pipeline.compute
+    compute, store, store_top5 = Pipeline.compute, Sink.store, Sink.store_top5
 
     def planted_compute(self: Any, index: int, stream: Any, launch: Callable[[], None]) -> None:
-        host_ms = planted.get(self.name, {}).get("host")
-        if host_ms:
-            busy_wait(host_ms / 1e3)
+        self.sink.planted_host_ms = planted.get(self.name, {}).get("host")
         gpu_ms = planted.get(self.name, {}).get("gpu")
         if gpu_ms and sleep_gpu is not None:
             def launch_then_sleep() -> None:
@@ -92,5 +91,16 @@ def pytest_configure(config: pytest.Config) -> None:
             return compute(self, index, stream, launch_then_sleep)
         return compute(self, index, stream, launch)
 
+    def after(method: Callable[..., None]) -> Callable[..., None]:
+        def planted_store(self: Any, *args: Any) -> None:
+            method(self, *args)
+            ms = getattr(self, "planted_host_ms", None)
+            if ms:
+                busy_wait(ms / 1e3)
+
+        return planted_store
+
     Pipeline.compute = planted_compute
-    config.add_cleanup(lambda: setattr(Pipeline, "compute", compute))
+    Sink.store, Sink.store_top5 = after(store), after(store_top5)
+    config.add_cleanup(lambda: (setattr(Pipeline, "compute", compute), setattr(Sink, "store", store),
+                                setattr(Sink, "store_top5", store_top5)))
