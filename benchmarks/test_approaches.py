@@ -24,8 +24,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", CASES, ids=[c.id for c in CASES])
     if "sweep_case" in metafunc.fixturenames:
         cases = [pytest.param((a, b), id=f"{a}-b{b}") for b in options.batch_sweep for a in SWEEP_APPROACHES]
-        metafunc.parametrize("sweep_case", cases or [pytest.param(None, id="none", marks=pytest.mark.skip(
-            reason="no --batch-sweep given"))])
+        metafunc.parametrize(
+            "sweep_case",
+            cases or [pytest.param(None, id="none", marks=pytest.mark.skip(reason="no --batch-sweep given"))],
+        )
 
 
 @pytest.mark.gpu

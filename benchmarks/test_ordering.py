@@ -18,8 +18,14 @@ def test_ordering(request, bench_session):  # type: ignore[no-untyped-def]
     verdicts = check_ordering(bench_session.figures, options.batch_size, options.ordering_tolerance)
 
     def measure(backend: str, before: str, after: str) -> tuple[float, float]:
-        a, b = interleaved_ms_per_batch(request.getfixturevalue("engines"), request.getfixturevalue("make_workload"),
-                                        backend, (before, after), options.rounds, options.warmup_rounds)
+        a, b = interleaved_ms_per_batch(
+            request.getfixturevalue("engines"),
+            request.getfixturevalue("make_workload"),
+            backend,
+            (before, after),
+            options.rounds,
+            options.warmup_rounds,
+        )
         return a, b
 
     verdicts = confirm_chain_failures(verdicts, measure, options.ordering_tolerance)

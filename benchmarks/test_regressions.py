@@ -20,8 +20,13 @@ from trtbench.settings import Refused, Settings
 
 def _this_run(session: BenchSession) -> SavedRun:
     machine = machine_details(session.options.model, session.weights_identity())
-    return SavedRun(Path("this run"), machine, {}, "",
-                    {name: TestRecord.from_info(name, info) for name, info in session.results.items()})
+    return SavedRun(
+        Path("this run"),
+        machine,
+        {},
+        "",
+        {name: TestRecord.from_info(name, info) for name, info in session.results.items()},
+    )
 
 
 def test_no_regression(bench_session):  # type: ignore[no-untyped-def]
@@ -29,8 +34,11 @@ def test_no_regression(bench_session):  # type: ignore[no-untyped-def]
     if options.regression_baseline is None:
         pytest.skip("regression check skipped: no --regression-baseline given")
     if not bench_session.results:
-        pytest.fail("--regression-baseline: no benchmark was timed in this run (all skipped, deselected or "
-                    "--benchmark-disable): nothing to compare", pytrace=False)
+        pytest.fail(
+            "--regression-baseline: no benchmark was timed in this run (all skipped, deselected or "
+            "--benchmark-disable): nothing to compare",
+            pytrace=False,
+        )
     try:
         settings = Settings.load()
         new = _this_run(bench_session)
@@ -38,8 +46,10 @@ def test_no_regression(bench_session):  # type: ignore[no-untyped-def]
         earlier, left_out = history(new, saved_runs(folder) if folder.is_dir() else [])
         if options.regression_baseline == "latest":
             if not earlier:
-                print(f"no saved run of {options.model} on this GPU in {folder}: nothing to compare, passing "
-                      "(a first run; save it with --benchmark-autosave to make the baseline)")
+                print(
+                    f"no saved run of {options.model} on this GPU in {folder}: nothing to compare, passing "
+                    "(a first run; save it with --benchmark-autosave to make the baseline)"
+                )
                 return
             old = earlier[-1]
         else:
@@ -64,5 +74,7 @@ def test_no_regression(bench_session):  # type: ignore[no-untyped-def]
         print(f"not compared (deselected in this run): {len(deselected)} test(s)")
     bad, undecided = regressions(rows), unclear(rows)
     assert not bad, "regressed: " + "; ".join(describe(r) for r in bad)
-    assert not undecided, (f"can't tell after up to {cap} rounds (CI fails on this; rerun with more --rounds): "
-                           + "; ".join(describe(r) for r in undecided))
+    assert not undecided, (
+        f"can't tell after up to {cap} rounds (CI fails on this; rerun with more --rounds): "
+        + "; ".join(describe(r) for r in undecided)
+    )

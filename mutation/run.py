@@ -110,8 +110,13 @@ def run_mutmut(max_children: int) -> int:
     code = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; cli()"
     env = dict(os.environ, PYTHONHASHSEED="0")  # the same test order, so the same time, each run
     with open(LOG, "w") as log:
-        done = subprocess.run([sys.executable, "-c", code, "run", "--max-children", str(max_children)],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        done = subprocess.run(
+            [sys.executable, "-c", code, "run", "--max-children", str(max_children)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     return done.returncode
 
 
@@ -210,8 +215,10 @@ def load_entries() -> list[Entry]:
     mutants of one original line under ``mutants``, each still matched on its own)."""
     doc = tomllib.loads(EQUIVALENTS.read_text())
     entries, problems = [], []
-    for kind, required, optional in (("equivalent", ("module", "function", "original", "reason"), ("mutant", "mutants")),
-                                     ("excluded", ("module", "function", "reason"), ())):
+    for kind, required, optional in (
+        ("equivalent", ("module", "function", "original", "reason"), ("mutant", "mutants")),
+        ("excluded", ("module", "function", "reason"), ()),
+    ):
         for i, item in enumerate(doc.get(kind, [])):
             where = f"[[{kind}]] #{i + 1} ({item.get('module')} {item.get('function')})"
             missing = [k for k in required if not isinstance(item.get(k), str) or not item[k].strip()]
@@ -220,8 +227,11 @@ def load_entries() -> list[Entry]:
             if kind == "equivalent" and (not edits or not all(isinstance(e, str) and e.strip() for e in edits)):
                 missing.append("mutant (or mutants)")
             if missing or unknown:
-                problems.append(where + (f": needs {', '.join(missing)}" if missing else "")
-                                + (f": unknown keys {unknown}" if unknown else ""))
+                problems.append(
+                    where
+                    + (f": needs {', '.join(missing)}" if missing else "")
+                    + (f": unknown keys {unknown}" if unknown else "")
+                )
                 continue
             fields = {k: item[k] for k in required}
             for edit in edits or [""]:
@@ -239,18 +249,28 @@ def judge(mutants: list[Mutant], entries: list[Entry], modules: list[str], show_
             if e.matches(m):
                 e.matched += 1
                 if m.detected:
-                    stale.append(f"{e.module} {e.function}: `{e.original}` -> `{e.mutant}` is listed as equivalent "
-                                 f"but {m.name} is {m.status}: remove the entry")
+                    stale.append(
+                        f"{e.module} {e.function}: `{e.original}` -> `{e.mutant}` is listed as equivalent "
+                        f"but {m.name} is {m.status}: remove the entry"
+                    )
                 else:
                     listed[m.name] = e
                 break
-    stale += [f"{e.module} {e.function}: " + (f"`{e.original}` -> `{e.mutant}`" if e.kind == "equivalent" else
-                                              "(excluded function)") + " matches no mutant: the code changed; "
-              "update or remove the entry" for e in entries if e.matched == 0]
+    stale += [
+        f"{e.module} {e.function}: "
+        + (f"`{e.original}` -> `{e.mutant}`" if e.kind == "equivalent" else "(excluded function)")
+        + " matches no mutant: the code changed; "
+        "update or remove the entry"
+        for e in entries
+        if e.matched == 0
+    ]
 
     show_excluded = any(e.kind == "excluded" for e in entries)
-    header = ("module", "mutants", "killed", "of them pytest crashed", "survived", "equivalent") \
-        + (("excluded",) if show_excluded else ()) + ("score", "floor")
+    header = (
+        ("module", "mutants", "killed", "of them pytest crashed", "survived", "equivalent")
+        + (("excluded",) if show_excluded else ())
+        + ("score", "floor")
+    )
     for module in modules:
         mine = [m for m in mutants if m.module == module]
         excluded = [m for m in mine if m.name in listed and listed[m.name].kind == "excluded"]
@@ -261,30 +281,37 @@ def judge(mutants: list[Mutant], entries: list[Entry], modules: list[str], show_
         score = 100.0 * len(killed) / judged if judged else 100.0
         floor = FLOORS.get(module, DEFAULT_FLOOR)
         crashed = [m for m in killed if m.exit_code in PYTEST_CRASHED]
-        rows.append((module, str(len(mine)), str(len(killed)), str(len(crashed)), str(len(survivors)),
-                     str(len(equivalent)))
-                    + ((str(len(excluded)),) if show_excluded else ()) + (f"{score:.1f}%", f"{floor:.0f}%"))
+        rows.append(
+            (module, str(len(mine)), str(len(killed)), str(len(crashed)), str(len(survivors)), str(len(equivalent)))
+            + ((str(len(excluded)),) if show_excluded else ())
+            + (f"{score:.1f}%", f"{floor:.0f}%")
+        )
         if score < floor or (show_all and survivors):
             below.append((module, score, floor, survivors))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print()
     for r in [header, *rows]:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    timeouts = sum(1 for m in mutants if m.exit_code not in PYTEST_CRASHED and (m.exit_code in TIMEOUT
-                                                                                  or m.exit_code in CRASHED))
+    timeouts = sum(
+        1 for m in mutants if m.exit_code not in PYTEST_CRASHED and (m.exit_code in TIMEOUT or m.exit_code in CRASHED)
+    )
     if timeouts:
         print(f"(killed includes {timeouts} mutant(s) whose tests timed out or segfaulted)")
     if any(m.exit_code in PYTEST_CRASHED for m in mutants):
-        print("(\"pytest crashed\": the mutant broke pytest itself, e.g. the plugin's option parsing; CI fails on it,"
-              " but no test judged it)")
+        print(
+            '("pytest crashed": the mutant broke pytest itself, e.g. the plugin\'s option parsing; CI fails on it,'
+            " but no test judged it)"
+        )
 
     failed = False
     for module, score, floor, survivors in below:
         failed |= score < floor
         what = "BELOW ITS FLOOR" if score < floor else "above its floor"
-        print(f"\n{module}: {score:.1f}% is {what} ({floor:.0f}%); {len(survivors)} unexplained survivor(s) "
-              "(kill each with a test of the behaviour it changes, or list it in mutation/equivalent.toml "
-              "with why no test can tell it apart):")
+        print(
+            f"\n{module}: {score:.1f}% is {what} ({floor:.0f}%); {len(survivors)} unexplained survivor(s) "
+            "(kill each with a test of the behaviour it changes, or list it in mutation/equivalent.toml "
+            "with why no test can tell it apart):"
+        )
         for m in survivors:
             print(f"  {m.path}:{m.line} {m.function} [{m.status}, {m.name.rpartition('.')[2]}]")
             print(f"      - {_norm(m.removed) or '(nothing)'}")
@@ -299,16 +326,21 @@ def judge(mutants: list[Mutant], entries: list[Entry], modules: list[str], show_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--again", action="store_true", help="judge the results left in mutants/ without running mutmut")
+    parser.add_argument(
+        "--again", action="store_true", help="judge the results left in mutants/ without running mutmut"
+    )
     parser.add_argument("--all", action="store_true", help="list the unexplained survivors of every module")
-    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutant runs (default: "
-                                                                                       "the CPU count)")
+    parser.add_argument(
+        "--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutant runs (default: the CPU count)"
+    )
     args = parser.parse_args(argv)
     paths = list(mutmut_config()["only_mutate"])
     start = time.monotonic()
     if not args.again:
-        print(f"mutmut run over {len(paths)} modules ({args.max_children} at a time; log: {LOG.relative_to(ROOT)})",
-              flush=True)
+        print(
+            f"mutmut run over {len(paths)} modules ({args.max_children} at a time; log: {LOG.relative_to(ROOT)})",
+            flush=True,
+        )
         status = run_mutmut(args.max_children)
         if status != 0:
             tail = LOG.read_text(errors="replace").replace("\r", "\n").splitlines()[-40:]

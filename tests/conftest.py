@@ -61,10 +61,16 @@ def transpose_before_cast(model):
     transpose = next(n for n in nodes if cast.output[0] in n.input)
     assert transpose.op_type == "Transpose"
     transposed, cast_out = "input0_transposed", transpose.output[0]
-    new_transpose = helper.make_node("Transpose", [INPUT_NAME], [transposed], name=transpose.name,
-                                     perm=list(next(a for a in transpose.attribute if a.name == "perm").ints))
-    new_cast = helper.make_node("Cast", [transposed], [cast_out], name=cast.name,
-                                to=next(a for a in cast.attribute if a.name == "to").i)
+    new_transpose = helper.make_node(
+        "Transpose",
+        [INPUT_NAME],
+        [transposed],
+        name=transpose.name,
+        perm=list(next(a for a in transpose.attribute if a.name == "perm").ints),
+    )
+    new_cast = helper.make_node(
+        "Cast", [transposed], [cast_out], name=cast.name, to=next(a for a in cast.attribute if a.name == "to").i
+    )
     index = nodes.index(cast)
     rest = [n for n in nodes if n is not cast and n is not transpose]
     del model.graph.node[:]

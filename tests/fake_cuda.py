@@ -17,7 +17,8 @@ import enum
 import itertools
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -95,8 +96,13 @@ class FakeRuntime:
         return OK
 
     def live(self) -> dict[str, int]:
-        return {"memory": len(self.memory), "streams": len(self.streams), "events": len(self.events),
-                "graphs": len(self.graphs), "graph_execs": len(self.execs)}
+        return {
+            "memory": len(self.memory),
+            "streams": len(self.streams),
+            "events": len(self.events),
+            "graphs": len(self.graphs),
+            "graph_execs": len(self.execs),
+        }
 
     # -- errors, device
     def cudaGetErrorName(self, code: Any) -> tuple[cudaError_t, bytes]:
@@ -192,14 +198,14 @@ class FakeRuntime:
         return self.cudaFree(address)
 
     def _owned(self, address: int, nbytes: int) -> bool:
-        for start, size in self.sizes.items():
-            if start <= address and address + nbytes <= start + size:
-                return True
-        return False
+        return any(start <= address and address + nbytes <= start + size for start, size in self.sizes.items())
 
     def cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: cudaMemcpyKind, stream: int) -> tuple[cudaError_t]:
-        device = {cudaMemcpyKind.cudaMemcpyHostToDevice: (dst,), cudaMemcpyKind.cudaMemcpyDeviceToHost: (src,),
-                  cudaMemcpyKind.cudaMemcpyDeviceToDevice: (dst, src)}[kind]
+        device = {
+            cudaMemcpyKind.cudaMemcpyHostToDevice: (dst,),
+            cudaMemcpyKind.cudaMemcpyDeviceToHost: (src,),
+            cudaMemcpyKind.cudaMemcpyDeviceToDevice: (dst, src),
+        }[kind]
         if not all(self._owned(int(a), int(nbytes)) for a in device):  # a copy off any allocation: a bug
             return (cudaError_t.cudaErrorInvalidValue,)
         return (self.run_on(stream, lambda: ctypes.memmove(int(dst), int(src), int(nbytes))),)
@@ -256,6 +262,7 @@ def _INVALIDATED() -> None:  # noqa: N802 - a marker op
 
 # ---------------------------------------------------------------- a CPU engine
 
+
 def host_array(address: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """The memory at ``address`` seen as an array (no copy)."""
     dtype = np.dtype(dtype)
@@ -271,8 +278,15 @@ class CpuEngine:
 
     backend = "cpu-test-double"
 
-    def __init__(self, runtime: FakeRuntime, onnx_path: Any, precision: str, variant: str, io: Any,
-                 sabotage: Callable[[dict[str, np.ndarray]], None] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: FakeRuntime,
+        onnx_path: Any,
+        precision: str,
+        variant: str,
+        io: Any,
+        sabotage: Callable[[dict[str, np.ndarray]], None] | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.runtime, self.precision, self.graph_variant = runtime, precision, variant
@@ -294,7 +308,7 @@ class CpuEngine:
     def profile_batch_range(self, index: int) -> tuple[int, int]:
         raise NotImplementedError
 
-    def create_execution_context(self) -> "CpuContext":
+    def create_execution_context(self) -> CpuContext:
         self.contexts_made += 1
         return CpuContext(self)
 
@@ -365,7 +379,7 @@ class CpuContext:
         self.closed = True
         self.engine.closed_contexts += 1
 
-    def __enter__(self) -> "CpuContext":
+    def __enter__(self) -> CpuContext:
         return self
 
     def __exit__(self, *exc: object) -> None:

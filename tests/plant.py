@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
         self.sink.planted_host_ms = planted.get(self.name, {}).get("host")
         gpu_ms = planted.get(self.name, {}).get("gpu")
         if gpu_ms and sleep_gpu is not None:
+
             def launch_then_sleep() -> None:
                 launch()
                 sleep_gpu(stream, gpu_ms)
@@ -102,5 +104,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     Pipeline.compute = planted_compute
     Sink.store, Sink.store_top5 = after(store), after(store_top5)
-    config.add_cleanup(lambda: (setattr(Pipeline, "compute", compute), setattr(Sink, "store", store),
-                                setattr(Sink, "store_top5", store_top5)))
+    config.add_cleanup(
+        lambda: (
+            setattr(Pipeline, "compute", compute),
+            setattr(Sink, "store", store),
+            setattr(Sink, "store_top5", store_top5),
+        )
+    )

@@ -29,6 +29,7 @@ def values(level, cv, n, seed):
 
 # ---------------------------------------------------------------- the decision
 
+
 def test_a_change_past_the_threshold_and_significant_is_a_regression():
     d = decide_ab(values(5.0, 0.01, 5, 1), values(5.5, 0.01, 5, 2), 0.05, 0.01)
     assert d.verdict == "REGRESSION" and 0.08 < d.change < 0.12 and d.p_value < 0.01 and d.ci[0] > 0
@@ -64,8 +65,10 @@ def test_identical_values_and_too_few_processes():
 
 def test_aa_processes_of_identical_code_flag_nothing():
     """200 A/A gates of 5 + 5 processes at the noise of a steady test: no false regression."""
-    flagged = [decide_ab(values(3.2, 0.015, 5, 2 * k), values(3.2, 0.015, 5, 2 * k + 1), 0.05, 0.01).verdict
-               for k in range(200)]
+    flagged = [
+        decide_ab(values(3.2, 0.015, 5, 2 * k), values(3.2, 0.015, 5, 2 * k + 1), 0.05, 0.01).verdict
+        for k in range(200)
+    ]
     assert flagged.count("REGRESSION") == 0 and flagged.count("ok") > 150
 
 
@@ -87,6 +90,7 @@ def test_the_h200_ab_processes_decide_as_measured():
 
 # ---------------------------------------------------------------- schedule, table, shards
 
+
 def test_only_what_the_backend_can_run_is_compared():
     assert ab.runnable("benchmarks/test_approaches.py::test_approach[torch-fp16]")
     assert not ab.runnable("benchmarks/test_approaches.py::test_approach[torch-multi_profile-two_profiles]")
@@ -100,8 +104,16 @@ def test_processes_alternate_abba():
 
 
 def test_the_command_of_a_process_keeps_what_the_user_gave(tmp_path):
-    plan = ab.Plan(("benchmarks/test_approaches.py::test_approach[torch-fp16]",), 60, 3, 5, ("--rounds", "7"),
-                   tmp_path / "cache", tmp_path / "out", {})
+    plan = ab.Plan(
+        ("benchmarks/test_approaches.py::test_approach[torch-fp16]",),
+        60,
+        3,
+        5,
+        ("--rounds", "7"),
+        tmp_path / "cache",
+        tmp_path / "out",
+        {},
+    )
     command = ab.process_command(Checkout(tmp_path / "a", "0" * 40, "A"), plan.tests, tmp_path / "x.json", plan)
     assert command[:4] == [sys.executable, "-m", "pytest", plan.tests[0]]
     assert not any(a.startswith("--rounds=") for a in command) and command[-2:] == ["--rounds", "7"]
@@ -111,10 +123,30 @@ def test_the_command_of_a_process_keeps_what_the_user_gave(tmp_path):
 
 
 def record_of(shard, rows=(("test_approach[torch-fp16]", "wall", "ok"),), base="a" * 40, head="b" * 40):
-    return {"base": base, "head": head, "shard": list(shard), "tests": [], "pairs": 3, "pair_seconds": [1.0],
-            "stopped_by": "every metric decided", "machine": {},
-            "rows": [{"test": t, "metric": m, "verdict": v, "change": 0.01, "ci": [-0.01, 0.02], "p": 0.5,
-                      "threshold": 0.05, "a": [1.0, 1.0, 1.01], "b": [1.01, 1.02, 1.0]} for t, m, v in rows]}
+    return {
+        "base": base,
+        "head": head,
+        "shard": list(shard),
+        "tests": [],
+        "pairs": 3,
+        "pair_seconds": [1.0],
+        "stopped_by": "every metric decided",
+        "machine": {},
+        "rows": [
+            {
+                "test": t,
+                "metric": m,
+                "verdict": v,
+                "change": 0.01,
+                "ci": [-0.01, 0.02],
+                "p": 0.5,
+                "threshold": 0.05,
+                "a": [1.0, 1.0, 1.01],
+                "b": [1.01, 1.02, 1.0],
+            }
+            for t, m, v in rows
+        ],
+    }
 
 
 def write(path, record):
@@ -131,18 +163,32 @@ def test_shards_merge_into_one_verdict(tmp_path, capsys):
     assert "| test_approach[torch-fp16] | wall |" in (tmp_path / "m" / "ab.md").read_text()
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda d: [write(d / "1.json", record_of((1, 3))), write(d / "3.json", record_of((3, 3)))],
-     "shard(s) 2/3 missing: a missing shard is no pass"),
-    (lambda d: [write(d / "1.json", record_of((1, 2))), write(d / "2.json", {"shard": [2, 2], "refused": "why"})],
-     "shard [2, 2] could not decide: why"),
-    (lambda d: [write(d / "1.json", record_of((1, 2))), write(d / "2.json", record_of((2, 2), head="c" * 40))],
-     "shards compared different commits"),
-    (lambda d: [write(d / "1.json", record_of((1, 2))), write(d / "2.json", record_of((1, 2)))],
-     "shards of different splits or given twice"),
-    (lambda d: [write(d / "x.json", {"benchmarks": []})], "not the summary of an A/B shard"),
-    (lambda d: [d / "none.json"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (
+            lambda d: [write(d / "1.json", record_of((1, 3))), write(d / "3.json", record_of((3, 3)))],
+            "shard(s) 2/3 missing: a missing shard is no pass",
+        ),
+        (
+            lambda d: [
+                write(d / "1.json", record_of((1, 2))),
+                write(d / "2.json", {"shard": [2, 2], "refused": "why"}),
+            ],
+            "shard [2, 2] could not decide: why",
+        ),
+        (
+            lambda d: [write(d / "1.json", record_of((1, 2))), write(d / "2.json", record_of((2, 2), head="c" * 40))],
+            "shards compared different commits",
+        ),
+        (
+            lambda d: [write(d / "1.json", record_of((1, 2))), write(d / "2.json", record_of((1, 2)))],
+            "shards of different splits or given twice",
+        ),
+        (lambda d: [write(d / "x.json", {"benchmarks": []})], "not the summary of an A/B shard"),
+        (lambda d: [d / "none.json"], "no such file"),
+    ],
+)
 def test_a_missing_failed_or_foreign_shard_is_refused(tmp_path, capsys, make, message):
     assert trtbench("ab", "--merge", *make(tmp_path)) == 2
     err = capsys.readouterr().err
@@ -156,14 +202,27 @@ def test_shard_option_and_exit_statuses():
             ab.parse_shard(bad)
     rows = ab.rows_of(record_of((1, 1), rows=[("t", "wall", "ok"), ("t", "compute", "can't tell")]))
     assert ab.exit_status(rows) == 3 and ab.exit_status(rows[:1]) == 0
-    assert ab.exit_status(ab.rows_of(record_of((1, 1), rows=[("t", "wall", "REGRESSION")]) )) == 1
-    assert ab.format_rows(rows).splitlines()[0].split() == ["test", "metric", "A", "ms", "B", "ms", "change",
-                                                            "interval", "p", "threshold", "processes", "verdict"]
+    assert ab.exit_status(ab.rows_of(record_of((1, 1), rows=[("t", "wall", "REGRESSION")]))) == 1
+    assert ab.format_rows(rows).splitlines()[0].split() == [
+        "test",
+        "metric",
+        "A",
+        "ms",
+        "B",
+        "ms",
+        "change",
+        "interval",
+        "p",
+        "threshold",
+        "processes",
+        "verdict",
+    ]
 
 
 def test_the_picture_shows_every_test_and_metric(tmp_path):
-    rows = ab.rows_of(record_of((1, 1), rows=[("a", "wall", "ok"), ("a", "compute", "REGRESSION"),
-                                              ("b", "wall", "can't tell")]))
+    rows = ab.rows_of(
+        record_of((1, 1), rows=[("a", "wall", "ok"), ("a", "compute", "REGRESSION"), ("b", "wall", "can't tell")])
+    )
     ab.render_picture(rows, tmp_path / "ab.png", "title")
     assert (tmp_path / "ab.png").read_bytes().startswith(b"\x89PNG")
 
@@ -176,6 +235,7 @@ def test_bisect_halves_the_range_and_stops_where_it_cannot_tell():
         def slower(c):
             asked.append(c)
             return commits.index(c) >= first
+
         return slower
 
     for first in range(8):
@@ -186,6 +246,7 @@ def test_bisect_halves_the_range_and_stops_where_it_cannot_tell():
 
 
 # ---------------------------------------------------------------- refusals in one line
+
 
 @pytest.fixture(scope="module")
 def suite_repo(tmp_path_factory):
@@ -203,8 +264,9 @@ def suite_repo(tmp_path_factory):
     # A CPU shared with other work scatters the processes far more than a GPU machine's: the
     # flow is what these tests prove, with the significance level and thresholds of a smoke test.
     text = (ROOT / "regression.toml").read_text()
-    (repo / "cpu-ab.toml").write_text(text[:text.index("[ab]")] + "[ab]\nalpha = 0.2\n\n[ab.wall]\ndefault = 0.5\n\n"
-                                      "[ab.compute]\ndefault = 0.5\n")
+    (repo / "cpu-ab.toml").write_text(
+        text[: text.index("[ab]")] + "[ab]\nalpha = 0.2\n\n[ab.wall]\ndefault = 0.5\n\n[ab.compute]\ndefault = 0.5\n"
+    )
 
     def git(*args):
         subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
@@ -221,27 +283,40 @@ def suite_repo(tmp_path_factory):
     return repo
 
 
-CPU_SUITE = ["--env", "PYTEST_PLUGINS=tests.cpu_suite,tests.plant", "-k", "test_approach and fp16",
-             "--thresholds", "cpu-ab.toml"]
-CPU_ARGS = ["--", "--backend", "torch", "--batch-size", "2", "--batches", "2", "--rounds", "5",
-            "--warmup-rounds", "1"]
+CPU_SUITE = [
+    "--env",
+    "PYTEST_PLUGINS=tests.cpu_suite,tests.plant",
+    "-k",
+    "test_approach and fp16",
+    "--thresholds",
+    "cpu-ab.toml",
+]
+CPU_ARGS = ["--", "--backend", "torch", "--batch-size", "2", "--batches", "2", "--rounds", "5", "--warmup-rounds", "1"]
 
 
 def command(repo, *args):
-    done = subprocess.run([sys.executable, "-m", "trtbench", *map(str, args)], cwd=repo, capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "HOME": str(repo)},
-                          timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "trtbench", *map(str, args)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "HOME": str(repo)},
+        timeout=900,
+    )
     return done
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--base", "nosuchrev"], "--base nosuchrev: not a commit of this repository"),
-    (["--base", "HEAD", "--head", "HEAD~9"], "--head HEAD~9: not a commit of this repository"),
-    (["--budget", "0"], "--budget 0: give minutes, more than 0"),
-    (["--min-pairs", "1"], "--min-pairs 1, --max-pairs 20: need 2 <= min <= max"),
-    (["--shard", "3/2", "--base", "HEAD"], "--shard 3/2: give I/N with 1 <= I <= N"),
-    (["--env", "NOVALUE", "--base", "HEAD"], "--env 'NOVALUE': give KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--base", "nosuchrev"], "--base nosuchrev: not a commit of this repository"),
+        (["--base", "HEAD", "--head", "HEAD~9"], "--head HEAD~9: not a commit of this repository"),
+        (["--budget", "0"], "--budget 0: give minutes, more than 0"),
+        (["--min-pairs", "1"], "--min-pairs 1, --max-pairs 20: need 2 <= min <= max"),
+        (["--shard", "3/2", "--base", "HEAD"], "--shard 3/2: give I/N with 1 <= I <= N"),
+        (["--env", "NOVALUE", "--base", "HEAD"], "--env 'NOVALUE': give KEY=VALUE"),
+    ],
+)
 def test_bad_gate_input_is_one_line_and_exit_2(suite_repo, args, message):
     done = command(suite_repo, "ab", *args)
     assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
@@ -253,30 +328,52 @@ def test_a_commit_without_the_suite_and_a_dirty_head_are_refused(suite_repo, tmp
     subprocess.run(["git", "init", "-q", str(other)], check=True)
     (other / "x.txt").write_text("x")
     subprocess.run(["git", "-C", str(other), "add", "."], check=True)
-    subprocess.run(["git", "-C", str(other), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-                   check=True)
+    subprocess.run(
+        ["git", "-C", str(other), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], check=True
+    )
     done = command(other, "ab", "--base", "HEAD")
-    assert done.returncode == 2 and "--base HEAD: holds no benchmarks/test_approaches.py: not a commit of this suite" \
-        in done.stderr
+    assert (
+        done.returncode == 2
+        and "--base HEAD: holds no benchmarks/test_approaches.py: not a commit of this suite" in done.stderr
+    )
     done = command(tmp_path, "ab")
     assert done.returncode == 2 and "not inside a git repository" in done.stderr
     notes = suite_repo / "NOTES.txt"
     notes.write_text("changed, not committed\n")
     try:
         done = command(suite_repo, "ab", "--base", "HEAD~1", "--head", "HEAD")
-        assert done.returncode == 2 and "the working tree has uncommitted changes that HEAD lacks (NOTES.txt)" \
-            in done.stderr
+        assert (
+            done.returncode == 2
+            and "the working tree has uncommitted changes that HEAD lacks (NOTES.txt)" in done.stderr
+        )
     finally:
         subprocess.run(["git", "-C", str(suite_repo), "checkout", "NOTES.txt"], check=True)
 
 
 # ---------------------------------------------------------------- the whole flow, on the CPU
 
+
 @pytest.mark.slow
 def test_ab_finds_the_planted_host_slowdown_and_leaves_readable_runs(suite_repo, tmp_path):
     out = tmp_path / "gate"
-    done = command(suite_repo, "ab", "--base", "HEAD~1", "--head", "HEAD", "--min-pairs", "2", "--max-pairs", "3",
-                   "--budget", "10", "--out", out, *CPU_SUITE, *CPU_ARGS)
+    done = command(
+        suite_repo,
+        "ab",
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+        "--min-pairs",
+        "2",
+        "--max-pairs",
+        "3",
+        "--budget",
+        "10",
+        "--out",
+        out,
+        *CPU_SUITE,
+        *CPU_ARGS,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 regression(s): test_approach[torch-fp16] wall slower by +" in done.stdout
     summary = json.loads((out / "ab.json").read_text())
@@ -285,7 +382,8 @@ def test_ab_finds_the_planted_host_slowdown_and_leaves_readable_runs(suite_repo,
     assert verdicts["test_approach[torch-fp16]", "compute"] != "REGRESSION"  # the wait is on the host
     assert summary["pairs"] >= 2 and len(summary["rows"][0]["a"]) == summary["pairs"]
     assert (out / "ab.png").read_bytes().startswith(b"\x89PNG") and "| test_approach[torch-fp16] | wall |" in (
-        out / "ab.md").read_text()
+        out / "ab.md"
+    ).read_text()
     assert "planted slowdowns (tests/plant.py): {'fp16': {'host': 300.0}}" in (out / "B" / "0001_B.log").read_text()
     assert "planted slowdowns (tests/plant.py): none" in (out / "A" / "0001_A.log").read_text()
     first_a = SavedRun.load(out / "A" / "0001_A.json")  # each process's saved run, as compare and report read it
@@ -295,8 +393,24 @@ def test_ab_finds_the_planted_host_slowdown_and_leaves_readable_runs(suite_repo,
 
 @pytest.mark.slow
 def test_bisect_names_the_commit_that_planted_the_slowdown(suite_repo, tmp_path):
-    done = command(suite_repo, "bisect", "--good", "HEAD~2", "--bad", "HEAD", "--min-pairs", "2", "--max-pairs", "3",
-                   "--budget", "10", "--out", tmp_path / "b", *CPU_SUITE, *CPU_ARGS)
+    done = command(
+        suite_repo,
+        "bisect",
+        "--good",
+        "HEAD~2",
+        "--bad",
+        "HEAD",
+        "--min-pairs",
+        "2",
+        "--max-pairs",
+        "3",
+        "--budget",
+        "10",
+        "--out",
+        tmp_path / "b",
+        *CPU_SUITE,
+        *CPU_ARGS,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     head = subprocess.run(["git", "-C", str(suite_repo), "rev-parse", "HEAD"], capture_output=True, text=True)
     assert f"first slow commit: {head.stdout.strip()} fp16 gets slower" in done.stdout
@@ -308,8 +422,9 @@ def test_two_folders_are_compared_without_git_and_one_folder_alone_is_refused(su
     assert done.returncode == 2 and "give two commits, or two folders" in done.stderr
     done = command(suite_repo, "ab", "--base", tmp_path, "--head", suite_repo)
     assert done.returncode == 2 and "a folder without benchmarks/test_approaches.py" in done.stderr
-    done = command(tmp_path, "ab", "--base", suite_repo, "--head", suite_repo, "-k", "no_such_test", *CPU_SUITE[:2],
-                   *CPU_ARGS)
+    done = command(
+        tmp_path, "ab", "--base", suite_repo, "--head", suite_repo, "-k", "no_such_test", *CPU_SUITE[:2], *CPU_ARGS
+    )
     assert done.returncode == 2 and "selects no benchmark both versions have" in done.stderr, done.stderr
 
 

@@ -66,5 +66,9 @@ def test_a_calibrated_file_keeps_the_settings_it_was_made_with(tmp_path):
     assert trtbench("calibrate", "--from-runs", *runs, "--out", out) == 0
     made, base = Settings.load(out), Settings.load()
     assert (made.thresholds, made.floor, made.alpha, made.history_min_runs) == (
-        base.thresholds, base.floor, base.alpha, base.history_min_runs)
+        base.thresholds,
+        base.floor,
+        base.alpha,
+        base.history_min_runs,
+    )
     assert made.fixed["wall"]["fp16"] == pytest.approx(made.fixed["wall"]["fp16"]) and len(made.fixed["wall"]) == 9

@@ -4,8 +4,8 @@ thresholds (fixed, history, fallback), refusals with one line and exit 2, and th
 import dataclasses
 import json
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from trtbench import compare as cmp
 from trtbench import settings as st
 from trtbench.cli import EXIT_INTERNAL, guarded
 from trtbench.runs import Malformed, SavedRun
+
 
 def run_main(*args):
     return trtbench("compare", *args)
@@ -79,8 +80,14 @@ def test_noisy_samples_past_the_threshold_are_cant_tell_exit_3(tmp_path, capsys)
     assert "can't tell: rerun with more --rounds" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("field,kwargs", [("gpu_name", {"gpu": "NVIDIA A100-SXM4-80GB"}),
-                                          ("tensorrt", {"trt": "10.13.0"}), ("model", {"model": "resnet50"})])
+@pytest.mark.parametrize(
+    "field,kwargs",
+    [
+        ("gpu_name", {"gpu": "NVIDIA A100-SXM4-80GB"}),
+        ("tensorrt", {"trt": "10.13.0"}),
+        ("model", {"model": "resnet50"}),
+    ],
+)
 def test_runs_of_another_gpu_tensorrt_or_model_are_refused(tmp_path, capsys, field, kwargs):
     old, new = saved_run(tmp_path / "a.json", **kwargs), saved_run(tmp_path / "b.json")
     assert run_main(old, new) == 2
@@ -90,8 +97,11 @@ def test_runs_of_another_gpu_tensorrt_or_model_are_refused(tmp_path, capsys, fie
 
 def test_another_batch_size_is_refused(tmp_path):
     with pytest.raises(st.Refused, match="batch size 128 vs 64"):
-        cmp.compare(SavedRun.load(saved_run(tmp_path / "c.json")), SavedRun.load(saved_run(tmp_path / "d.json", batch=64)),
-                    st.Settings.load())
+        cmp.compare(
+            SavedRun.load(saved_run(tmp_path / "c.json")),
+            SavedRun.load(saved_run(tmp_path / "d.json", batch=64)),
+            st.Settings.load(),
+        )
 
 
 def test_every_missing_file_is_named(tmp_path, capsys):
@@ -102,8 +112,19 @@ def test_every_missing_file_is_named(tmp_path, capsys):
 
 def test_a_run_that_measured_nothing_is_refused(tmp_path, capsys):
     empty = tmp_path / "0002_b.json"
-    empty.write_text(json.dumps({"machine_info": {"gpu_name": "NVIDIA H100 80GB HBM3", "tensorrt": "absent",
-                                                  "model": "resnet18", "trtbench_schema": 2}, "benchmarks": []}))
+    empty.write_text(
+        json.dumps(
+            {
+                "machine_info": {
+                    "gpu_name": "NVIDIA H100 80GB HBM3",
+                    "tensorrt": "absent",
+                    "model": "resnet18",
+                    "trtbench_schema": 2,
+                },
+                "benchmarks": [],
+            }
+        )
+    )
     assert run_main(saved_run(tmp_path / "0001_a.json"), empty) == 2
     assert "measured nothing" in capsys.readouterr().err
 
@@ -117,11 +138,18 @@ def with_samples(path, metric, values):
     return path
 
 
-@pytest.mark.parametrize("values,shown", [
-    ([1.0, float("inf")], "inf is not a time"), ([1.0, float("nan")], "nan is not a time"),
-    ([1.0, 0.0], "0.0 is not a time"), ([1.0, -2.0], "-2.0 is not a time"), ([1.0, True], "True is not a time"),
-    ("12345", "expected a list of per-round times, got str"), ({"a": 1.0}, "got dict"),
-])
+@pytest.mark.parametrize(
+    "values,shown",
+    [
+        ([1.0, float("inf")], "inf is not a time"),
+        ([1.0, float("nan")], "nan is not a time"),
+        ([1.0, 0.0], "0.0 is not a time"),
+        ([1.0, -2.0], "-2.0 is not a time"),
+        ([1.0, True], "True is not a time"),
+        ("12345", "expected a list of per-round times, got str"),
+        ({"a": 1.0}, "got dict"),
+    ],
+)
 def test_samples_that_are_not_times_are_refused(tmp_path, capsys, values, shown):
     new = with_samples(saved_run(tmp_path / "0002_b.json", seed=1), "wall", values)
     assert run_main(saved_run(tmp_path / "0001_a.json"), new) == 2
@@ -135,7 +163,9 @@ def test_empty_samples_are_not_measurements(tmp_path, capsys):
     assert run_main(old, new) == 2  # every test unmeasured: a run that measured nothing
     assert "measured nothing" in capsys.readouterr().err
     only_wall = with_samples(saved_run(tmp_path / "0003_c.json", seed=2), "compute", [])
-    assert [r.metric for r in cmp.compare(SavedRun.load(old), SavedRun.load(only_wall), st.Settings.load())][:1] == ["wall"]
+    assert [r.metric for r in cmp.compare(SavedRun.load(old), SavedRun.load(only_wall), st.Settings.load())][:1] == [
+        "wall"
+    ]
     enqueue_only = with_samples(with_samples(saved_run(tmp_path / "0004_d.json", seed=3), "wall", []), "compute", [])
     with_samples(enqueue_only, "enqueue", [1.0] * 25)
     assert SavedRun.load(enqueue_only).tests == {}  # host enqueue alone is not a measured test
@@ -153,11 +183,14 @@ def test_a_history_too_far_apart_for_a_threshold_is_refused_naming_the_test(tmp_
     outlier = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 20.0, 1.0))]
     with pytest.raises(st.Refused) as info:
         st.threshold_for(name, "wall", st.Settings.load(), outlier)
-    assert str(info.value) == ("test_approach[torch-fp16] wall: the history's medians (1.000, 1.000, 20.000, 1.000 ms) "
-                               "spread too far for a threshold; remove the outlying saved run or give --storage a "
-                               "history of the same code")
-    plain = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 1\n"
-                                                                        "cv_multiplier = 0\n"))
+    assert str(info.value) == (
+        "test_approach[torch-fp16] wall: the history's medians (1.000, 1.000, 20.000, 1.000 ms) "
+        "spread too far for a threshold; remove the outlying saved run or give --storage a "
+        "history of the same code"
+    )
+    plain = st.Settings.load(
+        settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 1\ncv_multiplier = 0\n")
+    )
     at = [run_of(f"{i}.json", {name: {"wall": [m] * 5}}) for i, m in enumerate((1.0, 1.0, 11.0, 1.0))]
     with pytest.raises(st.Refused, match="spread too far"):  # exactly 1000%: refused (decide takes < 10)
         st.threshold_for(name, "wall", plain, at)
@@ -179,12 +212,15 @@ def test_a_test_the_old_run_measured_and_the_new_one_lacks_is_not_a_pass(tmp_pat
     assert run_main(old, new, "--allow-missing", "*overlap*") == 0  # deselected on purpose
 
 
-@pytest.mark.parametrize("content,expected", [
-    ("[]", "not a pytest-benchmark run"),
-    ("{not json", "not valid JSON"),
-    ('{"benchmarks": [], "machine_info": {"gpu_name": "x"}}', "not of this suite"),
-    ('{"benchmarks": [], "machine_info": {"trtbench_schema": 1}}', "saved before per-round samples were recorded"),
-])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("[]", "not a pytest-benchmark run"),
+        ("{not json", "not valid JSON"),
+        ('{"benchmarks": [], "machine_info": {"gpu_name": "x"}}', "not of this suite"),
+        ('{"benchmarks": [], "machine_info": {"trtbench_schema": 1}}', "saved before per-round samples were recorded"),
+    ],
+)
 def test_unusable_json_is_one_line_and_exit_2(tmp_path, capsys, content, expected):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
@@ -193,13 +229,19 @@ def test_unusable_json_is_one_line_and_exit_2(tmp_path, capsys, content, expecte
     assert expected in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("text,expected", [
-    (None, "no such file"),
-    ("[thresholds.wall\n", "not a readable TOML file"),
-    ("[thresholds.wall]\ndefault = 0.1\n[thresholds.compute]\n", "[thresholds.compute] needs a 'default'"),
-    ("[thresholds.wall]\ndefault = 12\n[thresholds.compute]\ndefault = 0.1\n", "thresholds.wall.default = 12"),
-    ("[thresholds.wall]\ndefault = 0.1\n[thresholds.compute]\ndefault = 0.1\n[decision]\nalpha = 2\n", "0 < alpha < 1"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (None, "no such file"),
+        ("[thresholds.wall\n", "not a readable TOML file"),
+        ("[thresholds.wall]\ndefault = 0.1\n[thresholds.compute]\n", "[thresholds.compute] needs a 'default'"),
+        ("[thresholds.wall]\ndefault = 12\n[thresholds.compute]\ndefault = 0.1\n", "thresholds.wall.default = 12"),
+        (
+            "[thresholds.wall]\ndefault = 0.1\n[thresholds.compute]\ndefault = 0.1\n[decision]\nalpha = 2\n",
+            "0 < alpha < 1",
+        ),
+    ],
+)
 def test_bad_thresholds_files_are_refused(tmp_path, capsys, text, expected):
     path = tmp_path / "t.toml"
     if text is not None:
@@ -242,11 +284,18 @@ def test_the_repo_thresholds_file_is_valid():
 
 
 def test_commands_never_show_a_traceback(tmp_path):
-    for command in (["compare", str(tmp_path / "x.json"), str(tmp_path / "y.json")],
-                    ["report", str(tmp_path / "x.json")],
-                    ["compare", "--thresholds"]):
-        done = subprocess.run([sys.executable, "-m", "trtbench", *command], capture_output=True, text=True,
-                              cwd=tmp_path, env={"PYTHONPATH": str(st.ROOT)})
+    for command in (
+        ["compare", str(tmp_path / "x.json"), str(tmp_path / "y.json")],
+        ["report", str(tmp_path / "x.json")],
+        ["compare", "--thresholds"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "trtbench", *command],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(st.ROOT)},
+        )
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.strip().count("\n") == 0, done.stderr
 
@@ -260,6 +309,7 @@ def test_an_internal_error_is_one_line_with_its_own_status(capsys):
 
 
 # ---------------------------------------------------------------- report
+
 
 def test_report_renders_markdown_and_every_picture(tmp_path):
     run = saved_run(tmp_path / "0001_a.json", sweep=[(a, b) for a in ("baseline", "uint8_input") for b in (1, 8, 32)])
@@ -281,11 +331,16 @@ def test_report_without_timelines_or_sweep_draws_only_what_it_has(tmp_path):
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["report.md", "report.png"]
 
 
-@pytest.mark.parametrize("content,expected", [
-    (None, "no such file"), ("{nope", "not valid JSON"), ("[]", "not a pytest-benchmark run"),
-    ('{"benchmarks": [], "machine_info": {"trtbench_schema": 2}}', "measured nothing"),
-    ('{"benchmarks": [], "machine_info": {}}', "not of this suite"),
-])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (None, "no such file"),
+        ("{nope", "not valid JSON"),
+        ("[]", "not a pytest-benchmark run"),
+        ('{"benchmarks": [], "machine_info": {"trtbench_schema": 2}}', "measured nothing"),
+        ('{"benchmarks": [], "machine_info": {}}', "not of this suite"),
+    ],
+)
 def test_report_refuses_unusable_input_in_one_line(tmp_path, capsys, content, expected):
     path = tmp_path / "r.json"
     if content is not None:
@@ -329,56 +384,95 @@ def refusal(tmp_path, text):
 
 def test_settings_defaults_and_every_decision_key_is_read(tmp_path):
     s = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS))
-    assert (s.alpha, s.noise_multiplier, s.cv_multiplier, s.history_min_runs, s.history_window,
-            s.max_rounds_factor) == (0.002, 3.0, 5.0, 3, 10, 4)
+    assert (
+        s.alpha,
+        s.noise_multiplier,
+        s.cv_multiplier,
+        s.history_min_runs,
+        s.history_window,
+        s.max_rounds_factor,
+    ) == (0.002, 3.0, 5.0, 3, 10, 4)
     assert s.floor == {"wall": 0.01, "compute": 0.01} and s.fixed == {"wall": {}, "compute": {}}
     assert s.thresholds == {"wall": {"default": 0.10}, "compute": {"default": 0.05}}
-    edge = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + (
-        "[decision]\nalpha = 0.01\nnoise_multiplier = 0.5\ncv_multiplier = 0\nhistory_min_runs = 2\n"
-        "history_window = 2\nmax_rounds_factor = 1\n[floor]\nwall = 0.04\n")))  # each bound's edge is allowed
-    assert (edge.alpha, edge.noise_multiplier, edge.cv_multiplier, edge.history_min_runs, edge.history_window,
-            edge.max_rounds_factor) == (0.01, 0.5, 0.0, 2, 2, 1)
+    edge = st.Settings.load(
+        settings_file(
+            tmp_path,
+            FULL_THRESHOLDS
+            + (
+                "[decision]\nalpha = 0.01\nnoise_multiplier = 0.5\ncv_multiplier = 0\nhistory_min_runs = 2\n"
+                "history_window = 2\nmax_rounds_factor = 1\n[floor]\nwall = 0.04\n"
+            ),
+        )
+    )  # each bound's edge is allowed
+    assert (
+        edge.alpha,
+        edge.noise_multiplier,
+        edge.cv_multiplier,
+        edge.history_min_runs,
+        edge.history_window,
+        edge.max_rounds_factor,
+    ) == (0.01, 0.5, 0.0, 2, 2, 1)
     assert edge.floor == {"wall": 0.04, "compute": 0.01}
 
 
-@pytest.mark.parametrize("decision", ["alpha = 0", "alpha = 1", "alpha = 1.5", "noise_multiplier = 0",
-                                      "cv_multiplier = -0.1", "history_min_runs = 1", "history_window = 2",
-                                      "max_rounds_factor = 0"])
+@pytest.mark.parametrize(
+    "decision",
+    [
+        "alpha = 0",
+        "alpha = 1",
+        "alpha = 1.5",
+        "noise_multiplier = 0",
+        "cv_multiplier = -0.1",
+        "history_min_runs = 1",
+        "history_window = 2",
+        "max_rounds_factor = 0",
+    ],
+)
 def test_decision_values_out_of_bounds_are_refused(tmp_path, decision):
     assert refusal(tmp_path, FULL_THRESHOLDS + "[decision]\n" + decision + "\n") == (
         "[decision] needs 0 < alpha < 1, noise_multiplier > 0, cv_multiplier >= 0, history_min_runs >= 2, "
-        "history_window >= history_min_runs, max_rounds_factor >= 1")
+        "history_window >= history_min_runs, max_rounds_factor >= 1"
+    )
 
 
-@pytest.mark.parametrize("text,expected", [
-    (FULL_THRESHOLDS + '[decision]\nalpha = "x"\n', "decision.alpha = 'x' is not a number"),
-    (FULL_THRESHOLDS + '[decision]\nalpha = "0.01"\n', "decision.alpha = '0.01' is not a number"),
-    (FULL_THRESHOLDS + "[decision]\nnoise_multiplier = true\n", "decision.noise_multiplier = True is not a number"),
-    (FULL_THRESHOLDS + "[decision]\nhistory_min_runs = 2.9\n", "decision.history_min_runs = 2.9 is not an integer"),
-    ("decision = 5\n" + FULL_THRESHOLDS, "decision = 5 must be a table ([decision])"),  # top-level keys come first
-    ("thresholds = 1\n", "thresholds = 1 must be a table ([thresholds])"),
-    ("fixed = 5\n" + FULL_THRESHOLDS, "fixed = 5 must be a table ([fixed])"),  # top-level keys come first
-    ("floor = 5\n" + FULL_THRESHOLDS, "floor = 5 must be a table ([floor])"),  # top-level keys come first
-    ("[thresholds.wall]\ndefault = true\n", "thresholds.wall.default = True is not a fraction such as 0.10"),
-    ("[thresholds.wall]\ndefault = 0\n", "thresholds.wall.default = 0 is not a fraction such as 0.10"),
-    ("[thresholds.wall]\ndefault = 10\n", "thresholds.wall.default = 10 is not a fraction such as 0.10"),
-    ("[thresholds.wall]\ndefault = 10.5\n", "thresholds.wall.default = 10.5 is not a fraction such as 0.10"),
-    ('[thresholds.wall]\ndefault = "0.1"\n', "thresholds.wall.default = '0.1' is not a fraction such as 0.10"),
-    ("[thresholds]\nwall = 0.1\n", "[thresholds.wall] must be a table of fractions"),
-    ("[thresholds.wall]\ndefault = 0.1\n", "[thresholds.compute] needs a 'default'"),
-    ("", "[thresholds.wall] needs a 'default'"),
-    (FULL_THRESHOLDS + "[floor]\nwall = 0\n", "floor.wall = 0 is not a fraction such as 0.10"),
-    (FULL_THRESHOLDS + "[fixed]\nwall = 0.2\n", "[fixed.wall] must be a table of fractions"),
-    (FULL_THRESHOLDS + "[fixed.compute]\nfp16 = 20\n", "fixed.compute.fp16 = 20 is not a fraction such as 0.10"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (FULL_THRESHOLDS + '[decision]\nalpha = "x"\n', "decision.alpha = 'x' is not a number"),
+        (FULL_THRESHOLDS + '[decision]\nalpha = "0.01"\n', "decision.alpha = '0.01' is not a number"),
+        (FULL_THRESHOLDS + "[decision]\nnoise_multiplier = true\n", "decision.noise_multiplier = True is not a number"),
+        (FULL_THRESHOLDS + "[decision]\nhistory_min_runs = 2.9\n", "decision.history_min_runs = 2.9 is not an integer"),
+        ("decision = 5\n" + FULL_THRESHOLDS, "decision = 5 must be a table ([decision])"),  # top-level keys come first
+        ("thresholds = 1\n", "thresholds = 1 must be a table ([thresholds])"),
+        ("fixed = 5\n" + FULL_THRESHOLDS, "fixed = 5 must be a table ([fixed])"),  # top-level keys come first
+        ("floor = 5\n" + FULL_THRESHOLDS, "floor = 5 must be a table ([floor])"),  # top-level keys come first
+        ("[thresholds.wall]\ndefault = true\n", "thresholds.wall.default = True is not a fraction such as 0.10"),
+        ("[thresholds.wall]\ndefault = 0\n", "thresholds.wall.default = 0 is not a fraction such as 0.10"),
+        ("[thresholds.wall]\ndefault = 10\n", "thresholds.wall.default = 10 is not a fraction such as 0.10"),
+        ("[thresholds.wall]\ndefault = 10.5\n", "thresholds.wall.default = 10.5 is not a fraction such as 0.10"),
+        ('[thresholds.wall]\ndefault = "0.1"\n', "thresholds.wall.default = '0.1' is not a fraction such as 0.10"),
+        ("[thresholds]\nwall = 0.1\n", "[thresholds.wall] must be a table of fractions"),
+        ("[thresholds.wall]\ndefault = 0.1\n", "[thresholds.compute] needs a 'default'"),
+        ("", "[thresholds.wall] needs a 'default'"),
+        (FULL_THRESHOLDS + "[floor]\nwall = 0\n", "floor.wall = 0 is not a fraction such as 0.10"),
+        (FULL_THRESHOLDS + "[fixed]\nwall = 0.2\n", "[fixed.wall] must be a table of fractions"),
+        (FULL_THRESHOLDS + "[fixed.compute]\nfp16 = 20\n", "fixed.compute.fp16 = 20 is not a fraction such as 0.10"),
+    ],
+)
 def test_bad_settings_are_refused_naming_the_entry(tmp_path, text, expected):
     assert refusal(tmp_path, text) == expected
 
 
 def test_per_case_then_per_approach_then_default_thresholds(tmp_path):
-    s = st.Settings.load(settings_file(tmp_path, (
-        "[thresholds.wall]\ndefault = 0.10\ncuda_graph = 0.2\n\"async_postprocess-b1\" = 0.8\n"
-        "[thresholds.compute]\ndefault = 0.05\n[fixed.compute]\nfp16 = 0.3\n")))
+    s = st.Settings.load(
+        settings_file(
+            tmp_path,
+            (
+                '[thresholds.wall]\ndefault = 0.10\ncuda_graph = 0.2\n"async_postprocess-b1" = 0.8\n'
+                "[thresholds.compute]\ndefault = 0.05\n[fixed.compute]\nfp16 = 0.3\n"
+            ),
+        )
+    )
     assert st.threshold_for("test_approach[torch-cuda_graph-b1]", "wall", s, []) == (0.2, "regression.toml")
     assert st.threshold_for("test_approach[torch-cuda_graph]", "wall", s, []) == (0.2, "regression.toml")
     assert st.threshold_for("test_approach[torch-async_postprocess-b1]", "wall", s, []) == (0.8, "regression.toml")
@@ -389,8 +483,10 @@ def test_per_case_then_per_approach_then_default_thresholds(tmp_path):
 
 def history_runs(n, name="test_approach[torch-fp16]"):
     """n runs whose medians are 10, 10.2, 10.4, ... with a round-to-round spread of 1%."""
-    return [run_of(f"{i}.json", {name: {"wall": [v * (10 + 0.2 * i) for v in (0.99, 1.0, 1.01, 1.0, 0.98)]}})
-            for i in range(n)]
+    return [
+        run_of(f"{i}.json", {name: {"wall": [v * (10 + 0.2 * i) for v in (0.99, 1.0, 1.01, 1.0, 0.98)]}})
+        for i in range(n)
+    ]
 
 
 def test_history_threshold_is_the_larger_of_the_spread_and_the_round_noise_terms(tmp_path):
@@ -398,18 +494,27 @@ def test_history_threshold_is_the_larger_of_the_spread_and_the_round_noise_terms
     runs = history_runs(3) + [run_of("other.json", {"test_approach[torch-overlap]": {"wall": [1.0] * 5}})]
     spread = (10.4 - 10.0) / 10.2
     cv = 1.4826 * 0.01  # MAD / median of every run's rounds
-    spread_wins = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 2.5\n"
-                                                                              "cv_multiplier = 0\n"))
+    spread_wins = st.Settings.load(
+        settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 2.5\ncv_multiplier = 0\n")
+    )
     assert st.threshold_for(name, "wall", spread_wins, runs) == (pytest.approx(2.5 * spread), "history of 3 runs")
-    noise_wins = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 0.1\n"
-                                                                             "cv_multiplier = 5\n"))
+    noise_wins = st.Settings.load(
+        settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nnoise_multiplier = 0.1\ncv_multiplier = 5\n")
+    )
     assert st.threshold_for(name, "wall", noise_wins, runs) == (pytest.approx(5 * cv), "history of 3 runs")
     four = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nhistory_min_runs = 4\n"))
     assert st.threshold_for(name, "wall", four, runs) == (0.10, "regression.toml")  # 3 runs are too few
-    window = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + (
-        "[decision]\nhistory_min_runs = 2\nhistory_window = 2\nnoise_multiplier = 2\ncv_multiplier = 0\n")))
-    assert st.threshold_for(name, "wall", window, history_runs(3)) == (pytest.approx(2 * 0.2 / 10.3),
-                                                                         "history of 2 runs")  # the newest two
+    window = st.Settings.load(
+        settings_file(
+            tmp_path,
+            FULL_THRESHOLDS
+            + ("[decision]\nhistory_min_runs = 2\nhistory_window = 2\nnoise_multiplier = 2\ncv_multiplier = 0\n"),
+        )
+    )
+    assert st.threshold_for(name, "wall", window, history_runs(3)) == (
+        pytest.approx(2 * 0.2 / 10.3),
+        "history of 2 runs",
+    )  # the newest two
 
 
 def test_a_run_that_does_not_name_its_gpu_is_unknown(tmp_path):
@@ -418,29 +523,37 @@ def test_a_run_that_does_not_name_its_gpu_is_unknown(tmp_path):
     cmp.check_comparable(old, new)  # both unknown: the same
     with pytest.raises(st.Refused) as info:
         cmp.check_comparable(old, run_of("b.json", {"t": {"wall": [1.0] * 5}}))
-    assert str(info.value) == ("refusing to compare: gpu_name differs (a.json: 'unknown', b.json: "
-                               "'NVIDIA H100 80GB HBM3'); compare runs of the same GPU model, TensorRT version and model")
+    assert str(info.value) == (
+        "refusing to compare: gpu_name differs (a.json: 'unknown', b.json: "
+        "'NVIDIA H100 80GB HBM3'); compare runs of the same GPU model, TensorRT version and model"
+    )
     with pytest.raises(st.Refused, match=r"\(a.json: 'NVIDIA H100 80GB HBM3', b.json: 'unknown'\)"):
-        cmp.check_comparable(run_of("a.json", {}), run_of("b.json", {}, machine={"tensorrt": "absent",
-                                                                                 "model": "resnet18"}))
+        cmp.check_comparable(
+            run_of("a.json", {}), run_of("b.json", {}, machine={"tensorrt": "absent", "model": "resnet18"})
+        )
 
 
 SAMPLES = {"wall": [1.0, 1.01, 0.99, 1.0, 1.02], "compute": [0.8, 0.81, 0.79, 0.8, 0.8]}
 
 
-@pytest.mark.parametrize("lacking,shown", [
-    (1, "t0"),
-    (5, "t0, t1, t2, t3, t4"),
-    (6, "t0, t1, t2, t3, t4 and 1 more"),
-    (7, "t0, t1, t2, t3, t4 and 2 more"),
-])
+@pytest.mark.parametrize(
+    "lacking,shown",
+    [
+        (1, "t0"),
+        (5, "t0, t1, t2, t3, t4"),
+        (6, "t0, t1, t2, t3, t4 and 1 more"),
+        (7, "t0, t1, t2, t3, t4 and 2 more"),
+    ],
+)
 def test_the_tests_a_new_run_lacks_are_named(lacking, shown):
     old = run_of("a.json", {f"t{i}": SAMPLES for i in range(8)})
     new = run_of("b.json", {f"t{i}": SAMPLES for i in range(lacking, 8)})
     with pytest.raises(st.Refused) as info:
         cmp.compare(old, new, st.Settings.load())
-    assert str(info.value) == (f"b.json lacks {lacking} test(s) that a.json measured: {shown}; if they were "
-                               "deselected on purpose, name them with --allow-missing PATTERN")
+    assert str(info.value) == (
+        f"b.json lacks {lacking} test(s) that a.json measured: {shown}; if they were "
+        "deselected on purpose, name them with --allow-missing PATTERN"
+    )
 
 
 def test_allow_missing_excuses_only_what_it_names():
@@ -458,8 +571,12 @@ def test_allow_missing_may_be_given_several_times(tmp_path):
     new = saved_run(tmp_path / "0002_b.json", {k: v for k, v in MS.items() if k not in ("overlap", "fp16")}, seed=1)
     assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]") == 2
     assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]", "--allow-missing", "*-fp16]") == 0
-    assert run_main(old, new, "--allow-missing", "test_approach[torch-overlap]",
-                    "--allow-missing", "test_approach[torch-fp16]") == 0  # exact names, each kept
+    assert (
+        run_main(
+            old, new, "--allow-missing", "test_approach[torch-overlap]", "--allow-missing", "test_approach[torch-fp16]"
+        )
+        == 0
+    )  # exact names, each kept
 
 
 def test_only_history_of_the_same_gpu_and_never_the_new_run_sets_thresholds():
@@ -468,18 +585,25 @@ def test_only_history_of_the_same_gpu_and_never_the_new_run_sets_thresholds():
     new = run_of("new.json", {name: SAMPLES})
     other_gpu = [dataclasses.replace(r, machine=dict(H100, gpu_name="NVIDIA A100")) for r in history_runs(4, name)]
     rows = cmp.compare(old, new, st.Settings.load(), history=other_gpu + [old, new])
-    assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "regression.toml"), ("compute", "regression.toml")]
+    assert [(r.metric, r.threshold_source) for r in rows] == [
+        ("wall", "regression.toml"),
+        ("compute", "regression.toml"),
+    ]
     same = [dataclasses.replace(r, machine=dict(H100)) for r in history_runs(4, name)]
     rows = cmp.compare(old, new, st.Settings.load(), history=same + [new])
-    assert [(r.metric, r.threshold_source) for r in rows] == [("wall", "history of 4 runs"),
-                                                              ("compute", "regression.toml")]  # no compute history
+    assert [(r.metric, r.threshold_source) for r in rows] == [
+        ("wall", "history of 4 runs"),
+        ("compute", "regression.toml"),
+    ]  # no compute history
 
 
 def test_thresholds_come_only_from_runs_of_the_same_weights_but_other_weights_still_compare():
     name = "test_approach[torch-fp16]"
     seeded = dict(H100, weights="seeded:0:calibration-v2")
     old, new = (dataclasses.replace(run_of(f, {name: SAMPLES}), machine=seeded) for f in ("old.json", "new.json"))
-    tuned = [dataclasses.replace(r, machine=dict(seeded, weights="sha256:0123456789abcdef")) for r in history_runs(4, name)]
+    tuned = [
+        dataclasses.replace(r, machine=dict(seeded, weights="sha256:0123456789abcdef")) for r in history_runs(4, name)
+    ]
     rows = cmp.compare(old, new, st.Settings.load(), history=tuned)
     assert [r.threshold_source for r in rows] == ["regression.toml", "regression.toml"]
     same = [dataclasses.replace(r, machine=seeded) for r in history_runs(4, name)]
@@ -498,8 +622,16 @@ def test_an_enqueue_bound_tests_gpu_time_is_judged_with_the_wall_threshold(tmp_p
     settings = st.Settings.load()
 
     def run(file, compute, enqueue, seed):
-        return run_of(file, {name: {"wall": steady(10.0, seed=seed), "compute": steady(compute, seed=seed + 1),
-                                    "enqueue": steady(enqueue, seed=seed + 2)}})
+        return run_of(
+            file,
+            {
+                name: {
+                    "wall": steady(10.0, seed=seed),
+                    "compute": steady(compute, seed=seed + 1),
+                    "enqueue": steady(enqueue, seed=seed + 2),
+                }
+            },
+        )
 
     def judged(old_enqueue, new_enqueue):
         rows = cmp.compare(run("old.json", 2.0, old_enqueue, 0), run("new.json", 2.2, new_enqueue, 3), settings)
@@ -518,7 +650,9 @@ def test_an_enqueue_bound_tests_gpu_time_is_judged_with_the_wall_threshold(tmp_p
     low_wall = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS.replace("default = 0.10", "default = 0.02")))
     rows = cmp.compare(run("old.json", 2.0, 1.0, 0), run("new.json", 2.2, 2.0, 3), low_wall)
     assert [(r.metric, r.decision.threshold, r.threshold_source) for r in rows] == [
-        ("wall", 0.02, "regression.toml"), ("compute", 0.05, "regression.toml")]
+        ("wall", 0.02, "regression.toml"),
+        ("compute", 0.05, "regression.toml"),
+    ]
     equal = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS.replace("default = 0.10", "default = 0.05")))
     rows = cmp.compare(run("old.json", 2.0, 1.0, 0), run("new.json", 2.2, 2.0, 3), equal)
     assert rows[1].threshold_source == "regression.toml"  # an equal wall threshold changes nothing
@@ -543,7 +677,8 @@ def test_the_settings_alpha_decides_significance(tmp_path):
     old = run_of("a.json", {"t": {"wall": samples(10.0, 0.05, 8, 5)}})
     new = run_of("b.json", {"t": {"wall": samples(11.0, 0.05, 8, 55)}})  # +12%, p = 0.018
     assert [r.verdict for r in cmp.compare(old, new, st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS)))] == [
-        "unclear"]
+        "unclear"
+    ]
     lax = st.Settings.load(settings_file(tmp_path, FULL_THRESHOLDS + "[decision]\nalpha = 0.5\n"))
     assert [r.verdict for r in cmp.compare(old, new, lax)] == ["REGRESSION"]
 
@@ -551,43 +686,58 @@ def test_the_settings_alpha_decides_significance(tmp_path):
 def table_rows():
     from trtbench.stats import Decision
 
-    return [cmp.Row("test_approach[torch-fp16]", "wall", Decision("ok", 6.0, 6.06, 0.1, 0.0123, "r"),
-                    "regression.toml"),
-            cmp.Row("test_approach[torch-cuda_graph-b1]", "compute", Decision("unclear", 0.5, 0.6, 0.05, None,
-                                                                               "r"), "history of 3 runs")]
+    return [
+        cmp.Row("test_approach[torch-fp16]", "wall", Decision("ok", 6.0, 6.06, 0.1, 0.0123, "r"), "regression.toml"),
+        cmp.Row(
+            "test_approach[torch-cuda_graph-b1]",
+            "compute",
+            Decision("unclear", 0.5, 0.6, 0.05, None, "r"),
+            "history of 3 runs",
+        ),
+    ]
 
 
 def test_table_plain_and_markdown_exactly():
-    assert cmp.format_table(table_rows()) == "\n".join([
-        "test                                metric   old ms  new ms  change  threshold                 "
-        "p (Mann-Whitney)  verdict",
-        "test_approach[torch-fp16]           wall     6.000   6.060   +1.0%   10.0% (regression.toml)   "
-        "0.012             ok",
-        "test_approach[torch-cuda_graph-b1]  compute  0.500   0.600   +20.0%  5.0% (history of 3 runs)  "
-        "-                 unclear",
-    ])
-    assert cmp.format_table(table_rows(), markdown=True) == "\n".join([
-        "| test | metric | old ms | new ms | change | threshold | p (Mann-Whitney) | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        "| test_approach[torch-fp16] | wall | 6.000 | 6.060 | +1.0% | 10.0% (regression.toml) | 0.012 | ok |",
-        "| test_approach[torch-cuda_graph-b1] | compute | 0.500 | 0.600 | +20.0% | 5.0% (history of 3 runs) | - | unclear |",
-    ])
+    assert cmp.format_table(table_rows()) == "\n".join(
+        [
+            "test                                metric   old ms  new ms  change  threshold                 "
+            "p (Mann-Whitney)  verdict",
+            "test_approach[torch-fp16]           wall     6.000   6.060   +1.0%   10.0% (regression.toml)   "
+            "0.012             ok",
+            "test_approach[torch-cuda_graph-b1]  compute  0.500   0.600   +20.0%  5.0% (history of 3 runs)  "
+            "-                 unclear",
+        ]
+    )
+    assert cmp.format_table(table_rows(), markdown=True) == "\n".join(
+        [
+            "| test | metric | old ms | new ms | change | threshold | p (Mann-Whitney) | verdict |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| test_approach[torch-fp16] | wall | 6.000 | 6.060 | +1.0% | 10.0% (regression.toml) | 0.012 | ok |",
+            "| test_approach[torch-cuda_graph-b1] | compute | 0.500 | 0.600 | +20.0% | 5.0% (history of 3 runs) | - "
+            "| unclear |",
+        ]
+    )
 
 
 def test_saved_runs_are_ordered_by_number_then_time_across_folders(tmp_path):
     import os
 
     paths = {}
-    for folder, name, mtime in (("A", "0010_late.json", 100), ("B", "0009_early.json", 300),
-                                ("B", "0003_a_b_c.json", 200), ("A", "0003_x.json", 250)):
+    for folder, name, mtime in (
+        ("A", "0010_late.json", 100),
+        ("B", "0009_early.json", 300),
+        ("B", "0003_a_b_c.json", 200),
+        ("A", "0003_x.json", 250),
+    ):
         path = tmp_path / folder / name
         path.parent.mkdir(exist_ok=True)
         path.write_text("{}")
         os.utime(path, (mtime, mtime))
         paths[name] = path
     (tmp_path / "A" / "notes.json").write_text("{}")
-    assert runs.saved_runs(tmp_path) == [paths[n] for n in ("0003_a_b_c.json", "0003_x.json", "0009_early.json",
-                                                            "0010_late.json")]
+    assert runs.saved_runs(tmp_path) == [
+        paths[n] for n in ("0003_a_b_c.json", "0003_x.json", "0009_early.json", "0010_late.json")
+    ]
 
 
 def test_history_skips_an_unusable_run_and_keeps_the_rest(tmp_path):
@@ -608,26 +758,35 @@ def test_unreadable_runs_are_refused_saying_why(tmp_path):
         binary.write_text(json.dumps(doc))
         with pytest.raises(Malformed) as info:
             SavedRun.load(binary)
-        assert str(info.value) == (f"{binary}: not a pytest-benchmark run (expected an object with 'benchmarks' and "
-                                   "'machine_info')")
+        assert str(info.value) == (
+            f"{binary}: not a pytest-benchmark run (expected an object with 'benchmarks' and 'machine_info')"
+        )
     binary.write_text(json.dumps({"benchmarks": [], "machine_info": {}}))  # another project's run
     with pytest.raises(Malformed) as info:
         SavedRun.load(binary)
-    assert str(info.value) == (f"{binary}: a pytest-benchmark run, but not of this suite (its machine_info has no "
-                               "trtbench_schema)")
+    assert str(info.value) == (
+        f"{binary}: a pytest-benchmark run, but not of this suite (its machine_info has no trtbench_schema)"
+    )
     binary.write_text(json.dumps({"benchmarks": [], "machine_info": {"trtbench_schema": 1}}))
     with pytest.raises(Malformed) as info:
         SavedRun.load(binary)
-    assert str(info.value) == (f"{binary}: saved before per-round samples were recorded (schema 1, need 2); run the "
-                               "suite again to make a baseline")
+    assert str(info.value) == (
+        f"{binary}: saved before per-round samples were recorded (schema 1, need 2); run the "
+        "suite again to make a baseline"
+    )
 
 
 def test_foreign_benchmarks_are_skipped_and_ours_loaded(tmp_path):
     path = saved_run(tmp_path / "0001_a.json", {"fp16": 6.0})
     doc = json.loads(path.read_text())
     ours = doc["benchmarks"][0]
-    doc["benchmarks"] = ["not an object", {"name": "test_other"}, {"name": "test_x", "extra_info": {"ms": 1.0}},
-                         {"name": "test_y", "extra_info": {"samples": None}}, ours]
+    doc["benchmarks"] = [
+        "not an object",
+        {"name": "test_other"},
+        {"name": "test_x", "extra_info": {"ms": 1.0}},
+        {"name": "test_y", "extra_info": {"samples": None}},
+        ours,
+    ]
     path.write_text(json.dumps(doc))
     assert list(SavedRun.load(path).tests) == ["test_approach[torch-fp16]"]
     ours["extra_info"]["samples"]["wall"][3] = "x"
@@ -635,8 +794,9 @@ def test_foreign_benchmarks_are_skipped_and_ours_loaded(tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(Malformed) as info:
         SavedRun.load(path)
-    assert str(info.value) == (f"{path}: benchmark 'test_approach[torch-fp16]': samples.wall: 'x' is not a time (a "
-                               "finite number above zero)")
+    assert str(info.value) == (
+        f"{path}: benchmark 'test_approach[torch-fp16]': samples.wall: 'x' is not a time (a finite number above zero)"
+    )
 
 
 def test_help_names_the_command_its_options_and_exit_statuses(capsys, monkeypatch):
@@ -645,17 +805,23 @@ def test_help_names_the_command_its_options_and_exit_statuses(capsys, monkeypatc
         run_main("--help")
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert text.startswith("usage: trtbench compare [-h] [--storage STORAGE] [--thresholds THRESHOLDS] "
-                           "[--allow-missing PATTERN] [--markdown] [runs ...] Compare saved runs per test and metric; "
-                           "exit 1 on a regression.")
-    for line in ("runs OLD.json NEW.json, or NEW.json (default: the newest run in --storage)",
-                 "--storage STORAGE saved runs folder, searched recursively for the newest run (default .benchmarks)",
-                 "--thresholds THRESHOLDS TOML like regression.toml",
-                 "--allow-missing PATTERN a test name, or an fnmatch pattern, the new run may lack: deselected on purpose",
-                 "--markdown print the table as markdown (a job summary)"):
+    assert text.startswith(
+        "usage: trtbench compare [-h] [--storage STORAGE] [--thresholds THRESHOLDS] "
+        "[--allow-missing PATTERN] [--markdown] [runs ...] Compare saved runs per test and metric; "
+        "exit 1 on a regression."
+    )
+    for line in (
+        "runs OLD.json NEW.json, or NEW.json (default: the newest run in --storage)",
+        "--storage STORAGE saved runs folder, searched recursively for the newest run (default .benchmarks)",
+        "--thresholds THRESHOLDS TOML like regression.toml",
+        "--allow-missing PATTERN a test name, or an fnmatch pattern, the new run may lack: deselected on purpose",
+        "--markdown print the table as markdown (a job summary)",
+    ):
         assert line in text
-    assert text.endswith("exit status: 0 fine, 1 regression (or what the check guards against), 2 refused input, "
-                         "3 can't tell, 70 internal error, 130 Ctrl-C")
+    assert text.endswith(
+        "exit status: 0 fine, 1 regression (or what the check guards against), 2 refused input, "
+        "3 can't tell, 70 internal error, 130 Ctrl-C"
+    )
 
 
 def test_more_than_two_runs_is_refused(tmp_path, capsys):
@@ -667,8 +833,9 @@ def test_an_unknown_option_is_a_usage_error_in_one_line(capsys):
     with pytest.raises(SystemExit) as info:
         run_main("--bogus")
     assert info.value.code == 2
-    assert capsys.readouterr().err == ("trtbench compare: unrecognized arguments: --bogus (see trtbench compare "
-                                       "--help)\n")
+    assert capsys.readouterr().err == (
+        "trtbench compare: unrecognized arguments: --bogus (see trtbench compare --help)\n"
+    )
 
 
 def test_missing_files_and_empty_storage_messages(tmp_path, capsys, monkeypatch):
@@ -680,16 +847,20 @@ def test_missing_files_and_empty_storage_messages(tmp_path, capsys, monkeypatch)
     (tmp_path / ".benchmarks" / "H100").mkdir(parents=True)
     saved_run(tmp_path / ".benchmarks" / "H100" / "0001_a.json")
     assert run_main() == 0
-    assert capsys.readouterr().out == (f"no baseline to compare {Path('.benchmarks/H100/0001_a.json')} with in "
-                                       f"{Path('.benchmarks/H100')}: first run, passing (it becomes the baseline)\n")
+    assert capsys.readouterr().out == (
+        f"no baseline to compare {Path('.benchmarks/H100/0001_a.json')} with in "
+        f"{Path('.benchmarks/H100')}: first run, passing (it becomes the baseline)\n"
+    )
 
 
 def test_a_lone_run_that_measured_nothing_is_refused(tmp_path, capsys):
     empty = tmp_path / "0001_a.json"
     empty.write_text(json.dumps({"machine_info": dict(H100, trtbench_schema=2), "benchmarks": []}))
     assert run_main(empty) == 2
-    assert capsys.readouterr().err == (f"error: {empty}: measured nothing (no benchmark with per-round samples; every "
-                                       "test skipped or --benchmark-disable?)\n")
+    assert capsys.readouterr().err == (
+        f"error: {empty}: measured nothing (no benchmark with per-round samples; every "
+        "test skipped or --benchmark-disable?)\n"
+    )
 
 
 def test_a_named_new_run_is_compared_with_the_newest_run_of_its_folder_alone(tmp_path, capsys):
@@ -700,8 +871,10 @@ def test_a_named_new_run_is_compared_with_the_newest_run_of_its_folder_alone(tmp
     saved_run(storage / "copies" / "0009_elsewhere.json", seed=9)
     assert run_main(saved[2]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"old: {saved[1]}\nnew: {saved[2]}\nhistory for thresholds: 2 run(s) of the same GPU, "
-                          f"TensorRT, model and weights in {storage}: 0001, 0002\n\n")
+    assert out.startswith(
+        f"old: {saved[1]}\nnew: {saved[2]}\nhistory for thresholds: 2 run(s) of the same GPU, "
+        f"TensorRT, model and weights in {storage}: 0001, 0002\n\n"
+    )
     assert out.endswith("\n\nno regression\n") and "0009" not in out
     assert run_main(saved[2], "--storage", storage) == 2
     assert "--storage picks the newest run when no run is given" in capsys.readouterr().err
@@ -710,33 +883,40 @@ def test_a_named_new_run_is_compared_with_the_newest_run_of_its_folder_alone(tmp
 def test_every_flagged_test_is_listed_with_its_count(tmp_path, capsys):
     old = saved_run(tmp_path / "0001_a.json")
     slower = dict(MS, overlap=MS["overlap"] * 1.5, fp16=MS["fp16"] * 1.5)
-    new = saved_run(tmp_path / "0002_b.json", slower, seed=1, compute={"overlap": MS["overlap"] * 0.8,
-                                                                      "fp16": MS["fp16"] * 0.8})
+    new = saved_run(
+        tmp_path / "0002_b.json", slower, seed=1, compute={"overlap": MS["overlap"] * 0.8, "fp16": MS["fp16"] * 0.8}
+    )
     assert run_main(old, new) == 1
     tail = capsys.readouterr().out.rsplit("\n\n", 1)[1]
     assert tail.startswith("2 regression(s): test_approach[torch-fp16] wall time per batch ")
     assert "; test_approach[torch-overlap] wall time per batch " in tail
     (tmp_path / "noisy").mkdir()
     noisy_old = saved_run(tmp_path / "noisy" / "0001_a.json", spread=0.4, rounds=6)
-    noisy_new = saved_run(tmp_path / "noisy" / "0002_b.json", dict(MS, fp16=MS["fp16"] * 1.2), seed=1, spread=0.4,
-                          rounds=6)
+    noisy_new = saved_run(
+        tmp_path / "noisy" / "0002_b.json", dict(MS, fp16=MS["fp16"] * 1.2), seed=1, spread=0.4, rounds=6
+    )
     assert run_main(noisy_old, noisy_new) == 3
     tail = capsys.readouterr().out.rsplit("\n\n", 1)[1]
-    bad = cmp.unclear(cmp.compare(SavedRun.load(noisy_old), SavedRun.load(noisy_new), st.Settings.load(),
-                                  [SavedRun.load(noisy_old)]))
-    assert len(bad) >= 2 and tail == (f"{len(bad)} can't tell: rerun with more --rounds: "
-                                      + "; ".join(cmp.describe(r) for r in bad) + "\n")
+    bad = cmp.unclear(
+        cmp.compare(SavedRun.load(noisy_old), SavedRun.load(noisy_new), st.Settings.load(), [SavedRun.load(noisy_old)])
+    )
+    assert len(bad) >= 2 and tail == (
+        f"{len(bad)} can't tell: rerun with more --rounds: " + "; ".join(cmp.describe(r) for r in bad) + "\n"
+    )
 
 
-@pytest.mark.parametrize("change,shown", [
-    (lambda e: e.pop("batch_size"), "batch_size None is not a batch size"),
-    (lambda e: e.update(batch_size="128"), "batch_size '128' is not a batch size"),
-    (lambda e: e.update(ms_per_batch="4.2"), "ms_per_batch '4.2' is not a time or rate above zero"),
-    (lambda e: e.update(ms_per_batch=0), "ms_per_batch 0 is not a time or rate above zero"),
-    (lambda e: e["timeline"]["host"][0].pop("thread"), "a malformed timeline"),
-    (lambda e: e["timeline"]["gpu"][0].update(end_ms="x"), "a malformed timeline"),
-    (lambda e: e.update(timeline=[]), "a malformed timeline"),
-])
+@pytest.mark.parametrize(
+    "change,shown",
+    [
+        (lambda e: e.pop("batch_size"), "batch_size None is not a batch size"),
+        (lambda e: e.update(batch_size="128"), "batch_size '128' is not a batch size"),
+        (lambda e: e.update(ms_per_batch="4.2"), "ms_per_batch '4.2' is not a time or rate above zero"),
+        (lambda e: e.update(ms_per_batch=0), "ms_per_batch 0 is not a time or rate above zero"),
+        (lambda e: e["timeline"]["host"][0].pop("thread"), "a malformed timeline"),
+        (lambda e: e["timeline"]["gpu"][0].update(end_ms="x"), "a malformed timeline"),
+        (lambda e: e.update(timeline=[]), "a malformed timeline"),
+    ],
+)
 def test_report_refuses_a_row_it_cannot_draw_naming_the_benchmark(tmp_path, capsys, change, shown):
     path = saved_run(tmp_path / "a.json", {"fp16": 6.0})
     doc = json.loads(path.read_text())
@@ -744,5 +924,7 @@ def test_report_refuses_a_row_it_cannot_draw_naming_the_benchmark(tmp_path, caps
     path.write_text(json.dumps(doc))
     assert trtbench("report", path, "--out", tmp_path / "o") == 2
     err = capsys.readouterr().err
-    assert err == f"error: {path}: benchmark 'test_approach[torch-fp16]': {shown}" + err[err.index(shown) + len(shown):]
+    assert (
+        err == f"error: {path}: benchmark 'test_approach[torch-fp16]': {shown}" + err[err.index(shown) + len(shown) :]
+    )
     assert err.count("\n") == 1 and not (tmp_path / "o").exists()

@@ -27,8 +27,10 @@ def reference(net, inputs):
 
 def as_outputs(logits_batches):
     """What a correct pipeline produces from these logits (host post-processing)."""
-    return [PipelineOutputs(lg.astype(np.float32), softmax(lg).argmax(1), softmax(lg).max(1).astype(np.float32))
-            for lg in logits_batches]
+    return [
+        PipelineOutputs(lg.astype(np.float32), softmax(lg).argmax(1), softmax(lg).max(1).astype(np.float32))
+        for lg in logits_batches
+    ]
 
 
 def logits_of(reference):
@@ -113,9 +115,17 @@ def test_a_wrong_top1_probability_fails(reference):
 def test_gpu_top5_is_checked_against_the_graphs_own_reference(reference):
     """A graph with top-5 outputs: its classes and probabilities against ONNX Runtime's run of it."""
     logits = logits_of(reference)
-    ref = [dict(r, top5_class=top_k(r["output0"]).astype(np.int32),
-                top5_prob=np.take_along_axis(softmax(r["output0"]), top_k(r["output0"]), 1)) for r in reference]
-    good = [PipelineOutputs(lg, r["top5_class"][:, 0], r["top5_prob"][:, 0], r["top5_class"]) for lg, r in zip(logits, ref)]
+    ref = [
+        dict(
+            r,
+            top5_class=top_k(r["output0"]).astype(np.int32),
+            top5_prob=np.take_along_axis(softmax(r["output0"]), top_k(r["output0"]), 1),
+        )
+        for r in reference
+    ]
+    good = [
+        PipelineOutputs(lg, r["top5_class"][:, 0], r["top5_prob"][:, 0], r["top5_class"]) for lg, r in zip(logits, ref)
+    ]
     assert compare(good, ref, "fp16").passed
     bad_top5 = [PipelineOutputs(g.logits, g.classes, g.max_probs, g.top5[:, ::-1].copy()) for g in good]
     bad_top5[0].top5[:, 0] = 999 - bad_top5[0].top5[:, 0]  # a wrong class among the five
@@ -159,7 +169,9 @@ def test_mismatched_batches_are_errors(reference):
     with pytest.raises(ValueError, match="1 batches of outputs for 2 references"):
         compare(outputs[:1], reference, "fp32")
     with pytest.raises(ValueError, match="classes"):
-        compare([PipelineOutputs(outputs[0].logits, outputs[0].classes[:3], outputs[0].max_probs)], reference[:1], "fp32")
+        compare(
+            [PipelineOutputs(outputs[0].logits, outputs[0].classes[:3], outputs[0].max_probs)], reference[:1], "fp32"
+        )
 
 
 def test_tolerances_are_ordered_and_below_the_power_perturbations():
@@ -178,10 +190,10 @@ from trtbench.correctness import BatchComparison, Comparison, agreement  # noqa:
 
 def test_tolerances_are_pinned():
     """The bounds themselves (a loosened one must be a deliberate, reviewed change)."""
-    assert TOLERANCES == {
+    assert {
         "fp32": Tolerance(rel_l2=1e-2, top1=0.99, top5=0.99, prob_abs=1e-3, tie_margin=0.10),
         "fp16": Tolerance(rel_l2=2e-2, top1=0.99, top5=0.99, prob_abs=1e-3, tie_margin=0.15),
-    }
+    } == TOLERANCES
 
 
 def synthetic_reference(batch=6, classes=12, seed=0):
@@ -255,8 +267,9 @@ def test_each_batch_is_judged_against_its_own_reference():
     assert b0.logits.rel_l2 == 0.0 and b0.prob_abs == pytest.approx(0.01, abs=1e-6)
     expected = ErrorStats.of(outputs[1].logits, refs[1]["output0"])
     assert b1.logits == expected and b1.logits.rel_l2 > 0
-    assert b1.probs == ErrorStats.of(softmax(outputs[1].logits.astype(np.float64)),
-                                     softmax(refs[1]["output0"].astype(np.float64)))
+    assert b1.probs == ErrorStats.of(
+        softmax(outputs[1].logits.astype(np.float64)), softmax(refs[1]["output0"].astype(np.float64))
+    )
 
 
 def test_top1_probability_is_checked_against_the_pipelines_own_logits():
@@ -269,8 +282,9 @@ def test_top1_probability_is_checked_against_the_pipelines_own_logits():
     assert compare([off], [ref], "fp16").batches[0].prob_abs == pytest.approx(0.01, abs=1e-6)
     second = batch_outputs(drifted)
     second.classes[0] = top_k(drifted)[0, 1]  # the probability of another class than the one reported
-    assert compare([second], [ref], "fp16").batches[0].prob_abs == pytest.approx(own[0].max() - np.sort(own[0])[-2],
-                                                                                 abs=1e-6)
+    assert compare([second], [ref], "fp16").batches[0].prob_abs == pytest.approx(
+        own[0].max() - np.sort(own[0])[-2], abs=1e-6
+    )
     poisoned = batch_outputs(drifted)
     poisoned.classes[1] = -1  # no class: no probability can be right
     assert compare([poisoned], [ref], "fp16").batches[0].prob_abs == np.inf
@@ -334,22 +348,36 @@ def test_worst_is_field_by_field_and_nan_wins():
 def comparison(rel_l2=0.005, top1=1.0, top5=1.0, prob_abs=None, precision="fp32"):
     """Two batches; the second one holds the given figures (prob_abs: half the bound by default)."""
     tol = TOLERANCES[precision]
-    good = BatchComparison(ErrorStats(0.001, 0.01, 0.001, 0.001, 0.005), ErrorStats(1e-4, 1e-3, 1e-4, 1e-4, 5e-4),
-                           1.0, 1.0, tol.prob_abs / 4)
-    worst = BatchComparison(ErrorStats(rel_l2, 0.17, 0.02, 0.01, 0.1), ErrorStats(2e-3, 0.01, 1e-3, 1e-3, 5e-3),
-                            top1, top5, tol.prob_abs / 2 if prob_abs is None else prob_abs)
+    good = BatchComparison(
+        ErrorStats(0.001, 0.01, 0.001, 0.001, 0.005),
+        ErrorStats(1e-4, 1e-3, 1e-4, 1e-4, 5e-4),
+        1.0,
+        1.0,
+        tol.prob_abs / 4,
+    )
+    worst = BatchComparison(
+        ErrorStats(rel_l2, 0.17, 0.02, 0.01, 0.1),
+        ErrorStats(2e-3, 0.01, 1e-3, 1e-3, 5e-3),
+        top1,
+        top5,
+        tol.prob_abs / 2 if prob_abs is None else prob_abs,
+    )
     return Comparison([good, worst], precision, tol)
 
 
 def test_each_bound_holds_at_its_value_and_fails_past_it():
     fp32 = TOLERANCES["fp32"]
     assert comparison(fp32.rel_l2, fp32.top1, fp32.top5, fp32.prob_abs).failures() == []
-    assert comparison(rel_l2=fp32.rel_l2 * 1.01).failures() == [f"relative L2 {fp32.rel_l2 * 1.01:.3g} > {fp32.rel_l2:g}"]
+    assert comparison(rel_l2=fp32.rel_l2 * 1.01).failures() == [
+        f"relative L2 {fp32.rel_l2 * 1.01:.3g} > {fp32.rel_l2:g}"
+    ]
     assert comparison(top1=fp32.top1 - 0.01).failures() == [f"top-1 agreement {fp32.top1 - 0.01:.2%} < {fp32.top1:.0%}"]
     assert comparison(top5=fp32.top5 - 0.005).failures() == [
-        f"top-5 agreement {fp32.top5 - 0.005:.2%} < {fp32.top5:.0%}"]
+        f"top-5 agreement {fp32.top5 - 0.005:.2%} < {fp32.top5:.0%}"
+    ]
     assert comparison(prob_abs=fp32.prob_abs * 1.01).failures() == [
-        f"top-1 probability error {fp32.prob_abs * 1.01:.3g} > {fp32.prob_abs:g}"]
+        f"top-1 probability error {fp32.prob_abs * 1.01:.3g} > {fp32.prob_abs:g}"
+    ]
     assert [f.split()[0] for f in comparison(0.5, 0.5, 0.5, 0.5).failures()] == ["relative", "top-1", "top-5", "top-1"]
     nan = float("nan")
     lone = comparison(nan, nan, nan, nan)
@@ -362,13 +390,18 @@ def test_describe_and_extra_info_exactly():
     assert passing.passed and passing.describe() == (
         "within every tolerance (fp32; worst batch 1 of 2: relative L2 0.005, max |err| 0.17, top-1 100.00%, "
         "top-5 100.00%; would pass with rel. L2 <= 0.005, top-1 >= 100.00%, top-5 >= 100.00%, "
-        f"prob. error <= {tol.prob_abs / 2:.3g})")
+        f"prob. error <= {tol.prob_abs / 2:.3g})"
+    )
     failing = comparison(rel_l2=0.03, top1=0.9, precision="fp16")
     assert not failing.passed and failing.describe().startswith(
-        f"relative L2 0.03 > {TOLERANCES['fp16'].rel_l2:g}; top-1 agreement 90.00% < 99% (fp16; worst batch 1 of 2: ")
+        f"relative L2 0.03 > {TOLERANCES['fp16'].rel_l2:g}; top-1 agreement 90.00% < 99% (fp16; worst batch 1 of 2: "
+    )
     info = passing.as_extra_info()
     assert info == {
-        "rel_l2_error": 0.005, "max_abs_error": 0.17, "mean_abs_error": 0.02, "top1_agreement": 1.0,
+        "rel_l2_error": 0.005,
+        "max_abs_error": 0.17,
+        "mean_abs_error": 0.02,
+        "top1_agreement": 1.0,
         "top5_agreement": 1.0,
         "errors": {
             "precision": "fp32",
@@ -376,10 +409,17 @@ def test_describe_and_extra_info_exactly():
             "probabilities": {"rel_l2": 2e-3, "max_abs": 0.01, "mean_abs": 1e-3, "median_abs": 1e-3, "p99_abs": 5e-3},
             "top1_probability_abs": tol.prob_abs / 2,
             "tolerance": dataclasses.asdict(tol),
-            "would_pass_with": {"rel_l2": 0.005, "top1": 1.0, "top5": 1.0, "prob_abs": tol.prob_abs / 2,
-                                "tie_margin": tol.tie_margin},
+            "would_pass_with": {
+                "rel_l2": 0.005,
+                "top1": 1.0,
+                "top5": 1.0,
+                "prob_abs": tol.prob_abs / 2,
+                "tie_margin": tol.tie_margin,
+            },
             "worst_batch": 1,
-            "per_batch": [{"rel_l2": 0.001, "max_abs": 0.01, "top1": 1.0, "top5": 1.0},
-                          {"rel_l2": 0.005, "max_abs": 0.17, "top1": 1.0, "top5": 1.0}],
+            "per_batch": [
+                {"rel_l2": 0.001, "max_abs": 0.01, "top1": 1.0, "top5": 1.0},
+                {"rel_l2": 0.005, "max_abs": 0.17, "top1": 1.0, "top5": 1.0},
+            ],
         },
     }

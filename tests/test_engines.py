@@ -36,14 +36,18 @@ TRT11 = TrtCapabilities("11.4.1", has_fp16_flag=False, has_strongly_typed_flag=T
 def test_detect_reads_features_not_version_numbers():
     def fake(version, *, fp16, preview):
         flags = types.SimpleNamespace(**({"FP16": 0} if fp16 else {}))
-        module = types.SimpleNamespace(__version__=version, BuilderFlag=flags,
-                                       NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=1))
+        module = types.SimpleNamespace(
+            __version__=version,
+            BuilderFlag=flags,
+            NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=1),
+        )
         if preview:
             module.PreviewFeature = types.SimpleNamespace(PROFILE_SHARING_0806=0)
         return module
 
     assert TrtCapabilities.detect(fake("10.13.0", fp16=True, preview=True)) == TRT10.__class__(
-        "10.13.0", True, True, True)
+        "10.13.0", True, True, True
+    )
     caps = TrtCapabilities.detect(fake("11.4.1", fp16=False, preview=False))
     assert not caps.has_fp16_flag and not caps.has_profile_sharing_flag and caps.major == 11
 
@@ -59,8 +63,11 @@ def test_fp16_is_strongly_typed_on_10_and_11_alike(caps):
 
 
 def test_fp16_impossible_without_strong_typing():
-    with pytest.raises(EngineConfigError, match=r"^TensorRT 8.6.1 has no strongly typed networks; the suite builds fp16 "
-                                                r"engines strongly typed \(TensorRT 10.x or 11.x\)$"):
+    with pytest.raises(
+        EngineConfigError,
+        match=r"^TensorRT 8.6.1 has no strongly typed networks; the suite builds fp16 "
+        r"engines strongly typed \(TensorRT 10.x or 11.x\)$",
+    ):
         choose_fp16_path(TRT8)
 
 
@@ -74,15 +81,21 @@ def test_profile_sharing_flag_only_before_10():
 
 def test_specs_follow_the_tutorial_shapes():
     specs = engine_specs(128, TRT10)
-    assert set(specs) == set(ENGINES) == {"fp32", "fp16", "multi_profile", "shared_profile", "fp16_postprocess",
-                                          "fp16_uint8"}
+    assert (
+        set(specs)
+        == set(ENGINES)
+        == {"fp32", "fp16", "multi_profile", "shared_profile", "fp16_postprocess", "fp16_uint8"}
+    )
     assert specs["fp32"].profiles == ((1, 128, 256),) and specs["fp32"].fp16_path is None
     assert specs["fp32"].input_shape == (3, 224, 224) and specs["fp16_uint8"].input_shape == (224, 224, 3)
     assert specs["multi_profile"].profiles == multi_profile_shapes(128) == ((1, 16, 32), (64, 128, 192))
     assert specs["fp16"].fp16_path == "strongly_typed" and specs["fp16"].onnx_fp16 is True
     assert specs["shared_profile"].profile_sharing_flag is False
-    assert [specs[n].graph_variant for n in ("fp16", "fp16_postprocess", "fp16_uint8")] == ["logits", "postprocess",
-                                                                                           "uint8"]
+    assert [specs[n].graph_variant for n in ("fp16", "fp16_postprocess", "fp16_uint8")] == [
+        "logits",
+        "postprocess",
+        "uint8",
+    ]
     assert all(s.max_aux_streams is None for s in specs.values())
 
 
@@ -132,8 +145,11 @@ def test_an_engine_for_a_measured_batch_size_has_it_as_its_profiles_opt(batch):
 def test_a_measured_batch_size_outside_the_profile_is_refused():
     assert engine_specs(128, TRT10, opt_batch=256)["fp16"].profiles == ((1, 256, 256),)
     for batch in (0, 257):
-        with pytest.raises(EngineConfigError, match=rf"^batch size {batch} to measure is outside the engines' profile "
-                                                    r"1\.\.256$"):
+        with pytest.raises(
+            EngineConfigError,
+            match=rf"^batch size {batch} to measure is outside the engines' profile "
+            r"1\.\.256$",
+        ):
             engine_specs(128, TRT10, opt_batch=batch)
 
 
@@ -148,7 +164,9 @@ def test_profile_selection_and_range_errors():
     assert profile_for_batch(1, ranges) == 0 and profile_for_batch(16, ranges) == 0  # a profile's minimum is in it
     assert profile_for_batch(32, ranges) == 0 and profile_for_batch(64, ranges) == 1
     assert profile_for_batch(128, ranges) == 1 and profile_for_batch(192, ranges) == 1
-    with pytest.raises(EngineConfigError, match=r"batch size 48 is outside every optimization profile \['1..32', '64..192'\]"):
+    with pytest.raises(
+        EngineConfigError, match=r"batch size 48 is outside every optimization profile \['1..32', '64..192'\]"
+    ):
         profile_for_batch(48, ranges)
     with pytest.raises(EngineConfigError, match="batch size 193 is outside"):
         profile_for_batch(193, ranges)
@@ -156,24 +174,32 @@ def test_profile_selection_and_range_errors():
 
 
 def _key(**changes):
-    base = dict(spec=engine_specs(128, TRT10)["fp16"], onnx_sha256="a" * 64, trt_version="10.13.0.35",
-                gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0")
+    base = dict(
+        spec=engine_specs(128, TRT10)["fp16"],
+        onnx_sha256="a" * 64,
+        trt_version="10.13.0.35",
+        gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability="9.0",
+    )
     base.update(changes)
     return cache_key(**base)
 
 
-@pytest.mark.parametrize("change", [
-    {"onnx_sha256": "b" * 64},
-    {"trt_version": "10.14.1"},
-    {"gpu_name": "NVIDIA A100-SXM4-80GB"},
-    {"compute_capability": "8.0"},
-    {"spec": engine_specs(128, TRT10, max_aux_streams=1)["fp16"]},
-    {"spec": engine_specs(128, TRT10, opt_batch=1)["fp16"]},
-    {"spec": engine_specs(64, TRT10)["fp16"]},
-    {"spec": engine_specs(128, TRT10, image_size=299)["fp16"]},
-    {"spec": engine_specs(128, TRT10)["fp16_postprocess"]},
-    {"spec": engine_specs(128, TRT10, max_batch=512)["fp16"]},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"onnx_sha256": "b" * 64},
+        {"trt_version": "10.14.1"},
+        {"gpu_name": "NVIDIA A100-SXM4-80GB"},
+        {"compute_capability": "8.0"},
+        {"spec": engine_specs(128, TRT10, max_aux_streams=1)["fp16"]},
+        {"spec": engine_specs(128, TRT10, opt_batch=1)["fp16"]},
+        {"spec": engine_specs(64, TRT10)["fp16"]},
+        {"spec": engine_specs(128, TRT10, image_size=299)["fp16"]},
+        {"spec": engine_specs(128, TRT10)["fp16_postprocess"]},
+        {"spec": engine_specs(128, TRT10, max_batch=512)["fp16"]},
+    ],
+)
 def test_every_key_field_changes_the_digest(change):
     assert key_digest(_key(**change)) != key_digest(_key())
 
@@ -265,17 +291,22 @@ def test_two_sessions_build_the_same_engine_once(tmp_path):
 # ---------------------------------------------------------------- formats on disk, boundaries, messages
 # (each pins a behaviour a mutation test found unchecked: see mutation/run.py)
 
+
 def test_detect_needs_the_sharing_feature_itself_not_just_the_preview_enum():
-    module = types.SimpleNamespace(__version__="8.6.1", BuilderFlag=types.SimpleNamespace(FP16=0),
-                                   NetworkDefinitionCreationFlag=types.SimpleNamespace(),
-                                   PreviewFeature=types.SimpleNamespace(FASTER_DYNAMIC_SHAPES_0805=0))
+    module = types.SimpleNamespace(
+        __version__="8.6.1",
+        BuilderFlag=types.SimpleNamespace(FP16=0),
+        NetworkDefinitionCreationFlag=types.SimpleNamespace(),
+        PreviewFeature=types.SimpleNamespace(FASTER_DYNAMIC_SHAPES_0805=0),
+    )
     caps = TrtCapabilities.detect(module)
     assert caps == TrtCapabilities("8.6.1", True, False, False)
 
 
 def test_fp16_path_and_the_10x_strong_typing_it_trusts():
-    no_flags_10 = TrtCapabilities("10.0.1", has_fp16_flag=False, has_strongly_typed_flag=False,
-                                  has_profile_sharing_flag=False)
+    no_flags_10 = TrtCapabilities(
+        "10.0.1", has_fp16_flag=False, has_strongly_typed_flag=False, has_profile_sharing_flag=False
+    )
     assert choose_fp16_path(no_flags_10) == "strongly_typed"  # 10.x has strong typing whatever detection saw
     assert choose_fp16_path(dataclasses.replace(TRT8, has_strongly_typed_flag=True)) == "strongly_typed"
     with pytest.raises(EngineConfigError, match=r"^TensorRT 8.6.1 cannot share a profile between contexts$"):
@@ -284,9 +315,14 @@ def test_fp16_path_and_the_10x_strong_typing_it_trusts():
 
 def test_specs_fields_for_every_engine():
     specs = engine_specs(128, dataclasses.replace(TRT8, has_strongly_typed_flag=True))
-    assert {n: s.precision for n, s in specs.items()} == {"fp32": "fp32", "fp16": "fp16", "multi_profile": "fp16",
-                                                          "shared_profile": "fp16", "fp16_postprocess": "fp16",
-                                                          "fp16_uint8": "fp16"}
+    assert {n: s.precision for n, s in specs.items()} == {
+        "fp32": "fp32",
+        "fp16": "fp16",
+        "multi_profile": "fp16",
+        "shared_profile": "fp16",
+        "fp16_postprocess": "fp16",
+        "fp16_uint8": "fp16",
+    }
     assert {n: s.profile_sharing_flag for n, s in specs.items()} == {n: n == "shared_profile" for n in specs}
 
 
@@ -298,8 +334,11 @@ def test_batch_2_has_a_multi_profile_engine_and_batch_1_keeps_every_other_engine
 def test_multi_profile_shapes_at_small_batches_and_its_message():
     assert multi_profile_shapes(3) == ((1, 1, 2), (3, 3, 4))
     assert multi_profile_shapes(16) == ((1, 2, 4), (8, 16, 24))
-    with pytest.raises(EngineConfigError, match=r"^--batch-size 1: the multi-profile engine needs two batch sizes, "
-                                                r"so --batch-size >= 2$"):
+    with pytest.raises(
+        EngineConfigError,
+        match=r"^--batch-size 1: the multi-profile engine needs two batch sizes, "
+        r"so --batch-size >= 2$",
+    ):
         multi_profile_shapes(1)
 
 
@@ -319,8 +358,14 @@ def test_max_aux_streams_zero_is_a_value_not_the_default():
 
 def test_cache_key_records_every_field_by_name():
     spec = engine_specs(128, TRT10)["fp16"]
-    assert _key() == {"schema": 3, "onnx_sha256": "a" * 64, "tensorrt": "10.13.0.35", "gpu_name": "NVIDIA H100 80GB HBM3",
-                      "compute_capability": "9.0", "spec": json.loads(json.dumps(dataclasses.asdict(spec)))}
+    assert _key() == {
+        "schema": 3,
+        "onnx_sha256": "a" * 64,
+        "tensorrt": "10.13.0.35",
+        "gpu_name": "NVIDIA H100 80GB HBM3",
+        "compute_capability": "9.0",
+        "spec": json.loads(json.dumps(dataclasses.asdict(spec))),
+    }
 
 
 def test_digest_does_not_depend_on_the_order_of_the_keys():
@@ -347,8 +392,9 @@ def test_timing_cache_path_per_tensorrt_and_gpu(tmp_path):
     cache = EngineCache(tmp_path)
     tag = hashlib.sha256(b"10.13.0|NVIDIA H100 80GB HBM3").hexdigest()[:16]
     assert cache.timing_cache_path("10.13.0", "NVIDIA H100 80GB HBM3") == tmp_path / f"timing-{tag}.cache"
-    assert cache.timing_cache_path("10.14.0", "NVIDIA H100 80GB HBM3") != cache.timing_cache_path("10.13.0",
-                                                                                                  "NVIDIA H100 80GB HBM3")
+    assert cache.timing_cache_path("10.14.0", "NVIDIA H100 80GB HBM3") != cache.timing_cache_path(
+        "10.13.0", "NVIDIA H100 80GB HBM3"
+    )
 
 
 def test_write_atomic_makes_folders_and_renames_a_hidden_temp_from_the_same_folder(tmp_path, monkeypatch):
@@ -431,12 +477,16 @@ def test_cache_files_names_and_metadata_format(tmp_path, monkeypatch):
     entry = EngineCache(root).get_or_build(key, Builds(), validate, layer_info=layers)
     digest = key_digest(key)
     engine = root / f"fp16-{digest[:16]}.engine"
-    assert entry == engines.CachedEngine(engine, b"engine-bytes1", key, built=True, build_seconds=pytest.approx(1.23456))
+    assert entry == engines.CachedEngine(
+        engine, b"engine-bytes1", key, built=True, build_seconds=pytest.approx(1.23456)
+    )
     assert validated == described == [b"engine-bytes1"]
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        [engine.name, f"fp16-{digest[:16]}.json", f"fp16-{digest[:16]}.layers.json", f"fp16-{digest[:16]}.engine.lock"])
+        [engine.name, f"fp16-{digest[:16]}.json", f"fp16-{digest[:16]}.layers.json", f"fp16-{digest[:16]}.engine.lock"]
+    )
     assert (root / f"fp16-{digest[:16]}.json").read_text() == json.dumps(
-        {"key": key, "digest": digest, "build_seconds": 1.235, "bytes": len(b"engine-bytes1")}, indent=1, sort_keys=True)
+        {"key": key, "digest": digest, "build_seconds": 1.235, "bytes": len(b"engine-bytes1")}, indent=1, sort_keys=True
+    )
     hit = EngineCache(root).get_or_build(key, Builds(), ok)
     assert hit == engines.CachedEngine(engine, b"engine-bytes1", key, built=False, build_seconds=None)
 

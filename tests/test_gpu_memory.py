@@ -21,8 +21,7 @@ def used_mb() -> float:
 
 @pytest.mark.gpu
 @pytest.mark.slow
-@pytest.mark.parametrize("approach", [a.name for a in catalogue.APPROACHES
-                                      if not a.unsupported("torch")])
+@pytest.mark.parametrize("approach", [a.name for a in catalogue.APPROACHES if not a.unsupported("torch")])
 def test_memory_is_flat_over_repeated_opens(approach, engines, make_workload, options):
     from trtbench.gpu.approaches import approach_class
 
@@ -38,6 +37,8 @@ def test_memory_is_flat_over_repeated_opens(approach, engines, make_workload, op
             assert pipeline.check_round().passed
         after_close.append(used_mb())
     growth = max(after_close[WARM:]) - max(after_close[:WARM])
-    print(f"memory {approach}: after {WARM} opens {max(after_close[:WARM]):.0f} MB, max over {OPENS} opens "
-          f"{max(after_close):.0f} MB, growth {growth:+.0f} MB")
+    print(
+        f"memory {approach}: after {WARM} opens {max(after_close[:WARM]):.0f} MB, max over {OPENS} opens "
+        f"{max(after_close):.0f} MB, growth {growth:+.0f} MB"
+    )
     assert growth <= FLAT_MB, f"{approach}: device memory grew by {growth:.0f} MB over {OPENS} opens"

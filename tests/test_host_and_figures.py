@@ -22,11 +22,13 @@ def test_busy_time_is_the_union_of_the_spans():
 
 
 def isolated(level):
-    code = ("import os, threading; from trtbench.gpu.host import isolate, pin_this_thread, timed_region; "
-            f"print(isolate({level!r})); print(sorted(os.sched_getaffinity(0))); "
-            "print(sorted(os.sched_getaffinity(threading.get_native_id()))); import gc\n"
-            "with timed_region(): print(gc.isenabled())\n"
-            "import torch; print(torch.get_num_threads())")
+    code = (
+        "import os, threading; from trtbench.gpu.host import isolate, pin_this_thread, timed_region; "
+        f"print(isolate({level!r})); print(sorted(os.sched_getaffinity(0))); "
+        "print(sorted(os.sched_getaffinity(threading.get_native_id()))); import gc\n"
+        "with timed_region(): print(gc.isenabled())\n"
+        "import torch; print(torch.get_num_threads())"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     return done.stdout.splitlines()
 

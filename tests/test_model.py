@@ -156,8 +156,11 @@ def test_weights_of_another_architecture_are_one_line_with_counts(spec, tmp_path
 def test_weights_that_are_not_a_torch_file(spec, tmp_path):
     path = tmp_path / "random.pt"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(m.ModelError, match=r"^--weights .*random.pt: not a file torch.load can read \(\w+\); "
-                                           r"expected a resnet18 state dict saved with torch.save$"):
+    with pytest.raises(
+        m.ModelError,
+        match=r"^--weights .*random.pt: not a file torch.load can read \(\w+\); "
+        r"expected a resnet18 state dict saved with torch.save$",
+    ):
         m.load_weights(spec, path)
 
 
@@ -196,8 +199,10 @@ def test_weights_identity_names_the_seeded_recipe_or_the_files_content(tmp_path)
     seeded = m.weights_identity(None)
     import torchvision
 
-    assert seeded == (f"seeded:{m.WEIGHTS_SEED}:calibration-v{m.CALIBRATION_VERSION}:torch-{torch.__version__}"
-                      f":torchvision-{torchvision.__version__}")
+    assert seeded == (
+        f"seeded:{m.WEIGHTS_SEED}:calibration-v{m.CALIBRATION_VERSION}:torch-{torch.__version__}"
+        f":torchvision-{torchvision.__version__}"
+    )
     a, b, c = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
     a.write_bytes(b"one state dict")
     c.write_bytes(b"one state dict")

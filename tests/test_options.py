@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torchvision  # noqa: F401  (and torch) before any test: pytester forgets the modules a test imports,
-# and torch's extension cannot be imported a second time in one process
 
+# and torch's extension cannot be imported a second time in one process
 from fixtures.options import backend_problem, backend_unavailable, check_costly
 from fixtures.session import session_of
 from trtbench.gpu.cuda import no_device_reason
@@ -30,8 +30,7 @@ def parse(pytester):
     that run once a selected test needs the suite."""
 
     def parse(*args):
-        options = session_of(pytester.parseconfigure("-p", "fixtures.options", "-p", "fixtures.session",
-                                                     *args)).options
+        options = session_of(pytester.parseconfigure("-p", "fixtures.options", "-p", "fixtures.session", *args)).options
         check_costly(options)
         return options
 
@@ -50,17 +49,52 @@ def run(pytester):
 
 def test_defaults_are_the_tutorials(parse):
     o = parse()
-    assert (o.model, o.batch_size, o.batches, o.rounds, o.warmup_rounds, o.data_seed) == ("resnet18", 128, 10, 25, 3, 10088)
-    assert (o.ordering_tolerance, o.contexts, o.weights, o.batch_sweep, o.regression_baseline) == (0.05, 2, None, (), None)
+    assert (o.model, o.batch_size, o.batches, o.rounds, o.warmup_rounds, o.data_seed) == (
+        "resnet18",
+        128,
+        10,
+        25,
+        3,
+        10088,
+    )
+    assert (o.ordering_tolerance, o.contexts, o.weights, o.batch_sweep, o.regression_baseline) == (
+        0.05,
+        2,
+        None,
+        (),
+        None,
+    )
     assert o.backends == ("tensorrt", "torch") and o.requested_backends is False
     assert o.max_aux_streams is None and not o.rebuild_engines
     assert o.engine_cache_dir.name == "engines" and o.reference_cache_dir.name == "reference"
 
 
 def test_values_are_parsed(parse, tmp_path):
-    o = parse("--batch-size", "48", "--batches", "2", "--rounds", "1", "--warmup-rounds", "0", "--data-seed", "0",
-              "--ordering-tolerance", "0", "--contexts", "1", "--max-aux-streams", "0", "--batch-sweep", "32,1,8",
-              "--model", "resnet50", "--engine-cache-dir", str(tmp_path / "e"), "--rebuild-engines")
+    o = parse(
+        "--batch-size",
+        "48",
+        "--batches",
+        "2",
+        "--rounds",
+        "1",
+        "--warmup-rounds",
+        "0",
+        "--data-seed",
+        "0",
+        "--ordering-tolerance",
+        "0",
+        "--contexts",
+        "1",
+        "--max-aux-streams",
+        "0",
+        "--batch-sweep",
+        "32,1,8",
+        "--model",
+        "resnet50",
+        "--engine-cache-dir",
+        str(tmp_path / "e"),
+        "--rebuild-engines",
+    )
     assert (o.batch_size, o.batches, o.rounds, o.warmup_rounds, o.data_seed) == (48, 2, 1, 0, 0)
     assert o.ordering_tolerance == 0.0 and o.contexts == 1 and o.max_aux_streams == 0 and o.rebuild_engines
     assert o.batch_sweep == (1, 8, 32) and o.model == "resnet50" and o.engine_cache_dir == tmp_path / "e"
@@ -74,8 +108,14 @@ def test_values_are_parsed(parse, tmp_path):
         (["--batch-size", "0"], "--batch-size must be an integer from 1 to 4096, got 0"),
         (["--batch-size", "big"], "--batch-size must be an integer from 1 to 4096, got 'big'"),
         (["--batch-size", "4097"], "--batch-size must be an integer from 1 to 4096, got 4097"),
-        (["--engine-cache-dir", ""], "--engine-cache-dir '': empty; give a writable folder (default: .cache/ in the project)"),
-        (["--reference-cache-dir", ""], "--reference-cache-dir '': empty; give a writable folder (default: .cache/ in the project)"),
+        (
+            ["--engine-cache-dir", ""],
+            "--engine-cache-dir '': empty; give a writable folder (default: .cache/ in the project)",
+        ),
+        (
+            ["--reference-cache-dir", ""],
+            "--reference-cache-dir '': empty; give a writable folder (default: .cache/ in the project)",
+        ),
         (["--regression-baseline", ""], "--regression-baseline '': empty; give a saved run's JSON or 'latest'"),
         (["--batches", "0"], "--batches must be an integer from 1 to 1000, got 0"),
         (["--rounds", "0"], "--rounds must be an integer from 1 to 10000, got 0"),
@@ -103,10 +143,13 @@ def test_bad_values_are_usage_errors_naming_the_option(parse, args, expected):
     assert message.startswith(expected) if expected.startswith("--") else expected in message
 
 
-@pytest.mark.parametrize("model,expected", [
-    ("resnet19", "--model resnet19: unknown; allowed: one of the"),
-    ("fasterrcnn_resnet50_fpn", "--model fasterrcnn_resnet50_fpn: not an image classifier; allowed:"),
-])
+@pytest.mark.parametrize(
+    "model,expected",
+    [
+        ("resnet19", "--model resnet19: unknown; allowed: one of the"),
+        ("fasterrcnn_resnet50_fpn", "--model fasterrcnn_resnet50_fpn: not an image classifier; allowed:"),
+    ],
+)
 def test_a_model_that_is_not_a_classifier_is_a_usage_error(parse, model, expected):
     with pytest.raises(pytest.UsageError, match="^" + expected.replace("(", r"\(")):
         parse("--model", model)
@@ -156,8 +199,10 @@ def test_what_can_run_is_named_when_one_backend_can(parse, monkeypatch):
     import fixtures.options as options
 
     monkeypatch.setattr(options, "backend_problem", lambda b: None if b == "torch" else "tensorrt not installed")
-    with pytest.raises(pytest.UsageError, match="^--backend tensorrt: cannot run here: tensorrt: tensorrt not installed; "
-                                                "allowed here: --backend torch$"):
+    with pytest.raises(
+        pytest.UsageError,
+        match="^--backend tensorrt: cannot run here: tensorrt: tensorrt not installed; allowed here: --backend torch$",
+    ):
         parse("--backend", "tensorrt")
     o = parse("--backend", "torch")
     assert o.backends == ("torch",) and o.requested_backends
@@ -172,6 +217,7 @@ def test_backend_problems_name_the_software_then_the_gpu():
 
 
 # ---------------------------------------------------------------- what a user sees
+
 
 def test_a_usage_error_is_exit_4_and_one_line(run):
     result = run("--batch-size", "0")
@@ -189,7 +235,6 @@ def test_naming_a_backend_on_a_machine_without_gpu_stops_the_run(run):
 
 def test_weights_of_another_architecture_are_one_line(run, pytester):
     import torch
-    import torchvision
 
     path = pytester.path / "r34.pt"
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
@@ -202,15 +247,27 @@ def test_weights_of_another_architecture_are_one_line(run, pytester):
 
 def test_options_are_in_help(run):
     out = run("--help").stdout.str()
-    for option in ("--backend", "--model", "--batch-size", "--batches", "--rounds", "--engine-cache-dir",
-                   "--rebuild-engines", "--weights", "--ordering-tolerance", "--contexts", "--batch-sweep",
-                   "--regression-baseline"):
+    for option in (
+        "--backend",
+        "--model",
+        "--batch-size",
+        "--batches",
+        "--rounds",
+        "--engine-cache-dir",
+        "--rebuild-engines",
+        "--weights",
+        "--ordering-tolerance",
+        "--contexts",
+        "--batch-sweep",
+        "--regression-baseline",
+    ):
         assert option in out
 
 
 def test_skip_reasons_are_in_the_report(pytester):
     """GPU tests skip with the GPU's reason; TensorRT ones with 'tensorrt not installed'; neither passes."""
-    pytester.makepyfile(test_gpu="""
+    pytester.makepyfile(
+        test_gpu="""
 import pytest
 
 @pytest.mark.gpu
@@ -220,7 +277,8 @@ def test_needs_gpu():
 @pytest.mark.parametrize("backend", ["tensorrt"])
 def test_trt(backend):
     pass
-""")
+"""
+    )
     result = pytester.runpytest_subprocess(*PLUGINS, "-rs")
     report = result.stdout.str()
     if NO_GPU:
@@ -259,8 +317,9 @@ def test_batch_size_1_with_tensorrt_and_multi_profile_selected_is_a_usage_error(
     monkeypatch.setattr("fixtures.session.check_costly", lambda options: None)  # the model's checks: not the point
     result = pytester.runpytest_inprocess("-p", "fixtures.options", "-p", "fixtures.session", "--batch-size", "1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result = pytester.runpytest_inprocess("-p", "fixtures.options", "-p", "fixtures.session", "--batch-size", "1",
-                                          "-k", "baseline")
+    result = pytester.runpytest_inprocess(
+        "-p", "fixtures.options", "-p", "fixtures.session", "--batch-size", "1", "-k", "baseline"
+    )
     assert result.ret != pytest.ExitCode.USAGE_ERROR  # deselected: fine
 
 
@@ -282,8 +341,9 @@ def test_ctrl_c_during_a_benchmark_is_one_line_and_saves_nothing(pytester, json_
     pytester.makepyfile(test_ctrl_c=CTRL_C_TEST)
     storage = pytester.path / "storage"
     json_args = ["--benchmark-json", str(pytester.path / "out.json")] if json_file else []
-    result = pytester.runpytest_subprocess(*PLUGINS, "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
-                                           *json_args)
+    result = pytester.runpytest_subprocess(
+        *PLUGINS, "--benchmark-autosave", f"--benchmark-storage=file://{storage}", *json_args
+    )
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     stop_lines = [line for line in out.splitlines() if line.startswith("!!!")]
@@ -311,7 +371,8 @@ def pytest_collection_finish(session):
             continue  # selected, not measured (skipped)
         bench.results[name] = {"batch_size": 128, "ms_per_batch": ms,
                                "samples": {"wall": samples(ms), "compute": samples(ms * 0.8)}}
-        bench.remeasure[name] = lambda rounds, ms=ms: {"wall": samples(ms, rounds, 9), "compute": samples(ms * 0.8, rounds, 9)}
+        bench.remeasure[name] = lambda rounds, ms=ms: {"wall": samples(ms, rounds, 9),
+                                                       "compute": samples(ms * 0.8, rounds, 9)}
 
 def pytest_addoption(parser):
     parser.addoption("--fake-results")
@@ -326,8 +387,9 @@ def in_run_check(pytester):
     storage = pytester.path / "storage"
 
     def check(results, *args):
-        return pytester.runpytest_subprocess(*PLUGINS, f"--benchmark-storage=file://{storage}", "-s",
-                                             "--fake-results", json.dumps(results), *args)
+        return pytester.runpytest_subprocess(
+            *PLUGINS, f"--benchmark-storage=file://{storage}", "-s", "--fake-results", json.dumps(results), *args
+        )
 
     return check, storage
 
@@ -348,8 +410,9 @@ def test_in_run_check_flags_a_regression_and_keeps_deselected_and_unmeasured_apa
     folder = storage / storage_tag(machine_details()) / "Linux"
     folder.mkdir(parents=True)
     saved_run(folder / "0001_base.json", {"fp16": 6.0, "overlap": 5.0}, gpu=machine_details()["gpu_name"])
-    result = check({"test_approach[torch-fp16]": 8.0, "test_approach[torch-overlap]": 5.0},
-                   "--regression-baseline", "latest")
+    result = check(
+        {"test_approach[torch-fp16]": 8.0, "test_approach[torch-overlap]": 5.0}, "--regression-baseline", "latest"
+    )
     result.assert_outcomes(failed=1)
     assert "regressed: test_approach[torch-fp16] wall time per batch" in result.stdout.str()
     # overlap deselected in this session: not compared, not a failure
@@ -357,8 +420,9 @@ def test_in_run_check_flags_a_regression_and_keeps_deselected_and_unmeasured_apa
     result.assert_outcomes(passed=1)
     assert "not compared (deselected in this run): 1 test(s)" in result.stdout.str()
     # overlap selected but not measured (skipped): the baseline had it, so it is not a pass
-    result = check({"test_approach[torch-fp16]": 6.0, "test_approach[torch-overlap]": None},
-                   "--regression-baseline", "latest")
+    result = check(
+        {"test_approach[torch-fp16]": 6.0, "test_approach[torch-overlap]": None}, "--regression-baseline", "latest"
+    )
     result.assert_outcomes(failed=1)
     assert "lacks 1 test(s)" in result.stdout.str()
 
@@ -441,8 +505,10 @@ def test_backend_all_that_cannot_run_names_every_problem(parse, monkeypatch):
     monkeypatch.setattr(options, "backend_problem", lambda b: f"{b} is missing (test)")
     with pytest.raises(pytest.UsageError) as info:
         parse("--backend", "all")
-    assert str(info.value) == ("--backend all: cannot run here: tensorrt: tensorrt is missing (test); torch: torch is "
-                               "missing (test); nothing can run on this machine")
+    assert str(info.value) == (
+        "--backend all: cannot run here: tensorrt: tensorrt is missing (test); torch: torch is "
+        "missing (test); nothing can run on this machine"
+    )
 
 
 def test_weights_are_kept_as_a_path_once_they_load(parse, tmp_path, monkeypatch):
@@ -501,8 +567,9 @@ def test_param(backend):
 def test_skips_follow_the_backend_and_the_tensorrt_marker_only(pytester, monkeypatch, tensorrt_here):
     import fixtures.options as options
 
-    monkeypatch.setattr(options, "backend_unavailable",
-                        lambda b: None if b == "torch" or tensorrt_here else "tensorrt absent (test)")
+    monkeypatch.setattr(
+        options, "backend_unavailable", lambda b: None if b == "torch" or tensorrt_here else "tensorrt absent (test)"
+    )
     pytester.makepyfile(test_skips=SKIP_TEST)
     result = pytester.runpytest_inprocess("-p", "fixtures.options", "-rs")
     if tensorrt_here:
@@ -548,8 +615,10 @@ def test_batches_that_cannot_fit_in_host_memory_are_refused_with_what_fits(parse
     monkeypatch.setattr(options, "_available_host_bytes", lambda: 10 * 2**30)
     with pytest.raises(pytest.UsageError) as info:
         parse("--batches", "1000")
-    assert str(info.value) == ("--batches 1000 with --batch-size 128: the images need 179.4 GiB of host memory, "
-                               "10.0 GiB are available; at most --batches 55 fits")
+    assert str(info.value) == (
+        "--batches 1000 with --batch-size 128: the images need 179.4 GiB of host memory, "
+        "10.0 GiB are available; at most --batches 55 fits"
+    )
     assert parse("--batches", "55").batches == 55
     monkeypatch.setattr(options, "_available_host_bytes", lambda: 2**20)
     with pytest.raises(pytest.UsageError, match="a smaller --batch-size is needed$"):

@@ -7,8 +7,17 @@ B = 128
 
 
 def good_figures(backend="torch"):
-    ms = {"baseline": 25.0, "reuse_buffers": 22.0, "pinned_memory": 9.0, "fp16": 6.7, "overlap": 6.3,
-          "async_postprocess": 6.4, "cuda_graph": 4.0, "gpu_postprocess": 3.5, "uint8_input": 3.2}
+    ms = {
+        "baseline": 25.0,
+        "reuse_buffers": 22.0,
+        "pinned_memory": 9.0,
+        "fp16": 6.7,
+        "overlap": 6.3,
+        "async_postprocess": 6.4,
+        "cuda_graph": 4.0,
+        "gpu_postprocess": 3.5,
+        "uint8_input": 3.2,
+    }
     uploads = {"reuse_buffers": 12.7, "pinned_memory": 1.5, "gpu_postprocess": 1.47, "uint8_input": 0.37}
     figs = [Figure(backend, name, B, ms[name], upload_ms=uploads.get(name)) for name in CHAIN]
     figs += [Figure(backend, "async_postprocess", 1, 4.3), Figure(backend, "cuda_graph", 1, 0.5)]
@@ -32,33 +41,45 @@ def test_chain_step_slower_beyond_tolerance_fails_naming_pair_and_figures():
 
 
 def test_within_tolerance_passes():
-    figs = [f if f.case != "async_postprocess" or f.batch_size != B else Figure("torch", f.case, B, 6.5)
-            for f in good_figures()]  # +3.2% over overlap
+    figs = [
+        f if f.case != "async_postprocess" or f.batch_size != B else Figure("torch", f.case, B, 6.5)
+        for f in good_figures()
+    ]  # +3.2% over overlap
     assert not failures(check_ordering(figs, B, tolerance=0.05))
     assert [v.rule for v in failures(check_ordering(figs, B, tolerance=0.03))] == [
-        "async_postprocess not slower than overlap"]
-    at_the_boundary = [f if f.case != "async_postprocess" or f.batch_size != B else Figure("torch", f.case, B, 6.3)
-                       for f in good_figures()]
+        "async_postprocess not slower than overlap"
+    ]
+    at_the_boundary = [
+        f if f.case != "async_postprocess" or f.batch_size != B else Figure("torch", f.case, B, 6.3)
+        for f in good_figures()
+    ]
     assert not failures(check_ordering(at_the_boundary, B, tolerance=0.0))  # equal is not slower
 
 
 def test_pinned_upload_needs_2x():
-    figs = [f if f.case != "pinned_memory" else Figure("torch", "pinned_memory", B, 9.0, upload_ms=7.0)
-            for f in good_figures()]
+    figs = [
+        f if f.case != "pinned_memory" else Figure("torch", "pinned_memory", B, 9.0, upload_ms=7.0)
+        for f in good_figures()
+    ]
     failed = failures(check_ordering(figs, B))
     assert [v.rule for v in failed] == ["pinned upload at least 2x faster than pageable"]
-    exactly = [f if f.case != "pinned_memory" else Figure("torch", "pinned_memory", B, 9.0, upload_ms=6.35)
-               for f in good_figures()]
+    exactly = [
+        f if f.case != "pinned_memory" else Figure("torch", "pinned_memory", B, 9.0, upload_ms=6.35)
+        for f in good_figures()
+    ]
     assert not failures(check_ordering(exactly, B))  # 2.00x is enough
 
 
 def test_uint8_upload_needs_3x_and_new_approaches_extend_the_chain():
-    figs = [f if f.case != "uint8_input" else Figure("torch", "uint8_input", B, 3.2, upload_ms=0.6)
-            for f in good_figures()]
+    figs = [
+        f if f.case != "uint8_input" else Figure("torch", "uint8_input", B, 3.2, upload_ms=0.6) for f in good_figures()
+    ]
     assert [v.rule for v in failures(check_ordering(figs, B))] == ["uint8 upload at least 3x faster than fp32 pinned"]
     assert CHAIN[-3:] == ("cuda_graph", "gpu_postprocess", "uint8_input")
-    slower = [f if f.case != "gpu_postprocess" else Figure("torch", "gpu_postprocess", B, 4.5, upload_ms=1.47)
-              for f in good_figures()]
+    slower = [
+        f if f.case != "gpu_postprocess" else Figure("torch", "gpu_postprocess", B, 4.5, upload_ms=1.47)
+        for f in good_figures()
+    ]
     assert [v.rule for v in failures(check_ordering(slower, B))] == ["gpu_postprocess not slower than cuda_graph"]
 
 
@@ -74,13 +95,18 @@ def test_cuda_graph_must_beat_eager_at_batch_1():
 
 
 def test_multi_profile_rule_and_backends_are_separate():
-    figs = good_figures("tensorrt") + good_figures("torch") + [
-        Figure("tensorrt", "multi_profile-two_profiles", B, 3.0, small_batch_gpu_ms=0.9),
-        Figure("tensorrt", "multi_profile-one_profile", B, 3.1, small_batch_gpu_ms=0.8),
-    ]
+    figs = (
+        good_figures("tensorrt")
+        + good_figures("torch")
+        + [
+            Figure("tensorrt", "multi_profile-two_profiles", B, 3.0, small_batch_gpu_ms=0.9),
+            Figure("tensorrt", "multi_profile-one_profile", B, 3.1, small_batch_gpu_ms=0.8),
+        ]
+    )
     failed = failures(check_ordering(figs, B))
     assert [(v.backend, v.rule) for v in failed] == [
-        ("tensorrt", "multi_profile not slower than one profile on the small batches")]
+        ("tensorrt", "multi_profile not slower than one profile on the small batches")
+    ]
 
 
 def test_batch1_test_ids_feed_the_batch1_rule():
@@ -97,8 +123,10 @@ def test_batch1_test_ids_feed_the_batch1_rule():
 
 
 def test_failed_chain_step_is_rejudged_on_the_interleaved_measurement():
-    figs = [f if f.case != "reuse_buffers" else Figure("torch", "reuse_buffers", B, 27.0, upload_ms=12.7)
-            for f in good_figures()]
+    figs = [
+        f if f.case != "reuse_buffers" else Figure("torch", "reuse_buffers", B, 27.0, upload_ms=12.7)
+        for f in good_figures()
+    ]
     verdicts = check_ordering(figs, B)
     assert [v.rule for v in failures(verdicts)] == ["reuse_buffers not slower than baseline"]
     calls = []
@@ -126,11 +154,18 @@ def test_confirmed_chain_failure_still_fails_and_other_rules_are_not_rejudged():
 # (each pins a behaviour a mutation test found unchecked: see mutation/run.py)
 
 RULES = [
-    "reuse_buffers not slower than baseline", "pinned_memory not slower than reuse_buffers",
-    "fp16 not slower than pinned_memory", "overlap not slower than fp16", "async_postprocess not slower than overlap",
-    "cuda_graph not slower than async_postprocess", "gpu_postprocess not slower than cuda_graph",
-    "uint8_input not slower than gpu_postprocess", "pinned upload at least 2x faster than pageable",
-    "uint8 upload at least 3x faster than fp32 pinned", "fp16 faster than fp32", "overlap faster than serial fp16",
+    "reuse_buffers not slower than baseline",
+    "pinned_memory not slower than reuse_buffers",
+    "fp16 not slower than pinned_memory",
+    "overlap not slower than fp16",
+    "async_postprocess not slower than overlap",
+    "cuda_graph not slower than async_postprocess",
+    "gpu_postprocess not slower than cuda_graph",
+    "uint8_input not slower than gpu_postprocess",
+    "pinned upload at least 2x faster than pageable",
+    "uint8 upload at least 3x faster than fp32 pinned",
+    "fp16 faster than fp32",
+    "overlap faster than serial fp16",
     "cuda_graph faster than without a graph at batch 1",
     "multi_profile not slower than one profile on the small batches",
 ]
@@ -149,19 +184,26 @@ def test_every_rule_is_judged_per_backend_in_order():
 def test_messages_of_the_judged_rules():
     v = by_rule(check_ordering(good_figures(), B))
     assert v["reuse_buffers not slower than baseline"].message == (
-        "reuse_buffers 22.000 ms vs baseline 25.000 ms per batch (-12.0%, tolerance +5%)")
+        "reuse_buffers 22.000 ms vs baseline 25.000 ms per batch (-12.0%, tolerance +5%)"
+    )
     assert v["reuse_buffers not slower than baseline"].chain_step == ("baseline", "reuse_buffers")
     assert v["pinned upload at least 2x faster than pageable"].message == (
-        "upload pageable 12.700 ms vs pinned 1.500 ms (8.47x)")
+        "upload pageable 12.700 ms vs pinned 1.500 ms (8.47x)"
+    )
     assert v["uint8 upload at least 3x faster than fp32 pinned"].message == (
-        "upload fp32 pinned 1.470 ms vs uint8 pinned 0.370 ms (3.97x)")
-    assert v["fp16 faster than fp32"].message == "fp16 6.700 ms vs pinned_memory 9.000 ms per batch at batch 128 (1.34x)"
+        "upload fp32 pinned 1.470 ms vs uint8 pinned 0.370 ms (3.97x)"
+    )
+    assert (
+        v["fp16 faster than fp32"].message == "fp16 6.700 ms vs pinned_memory 9.000 ms per batch at batch 128 (1.34x)"
+    )
     assert v["cuda_graph faster than without a graph at batch 1"].message == (
-        "cuda_graph 0.500 ms vs async_postprocess 4.300 ms per batch at batch 1 (8.60x)")
+        "cuda_graph 0.500 ms vs async_postprocess 4.300 ms per batch at batch 1 (8.60x)"
+    )
     for verdict in v.values():
         assert verdict.backend == "torch"
-        assert (verdict.chain_step is not None) == (" not slower than " in verdict.rule
-                                                     and not verdict.rule.startswith("multi_profile"))
+        assert (verdict.chain_step is not None) == (
+            " not slower than " in verdict.rule and not verdict.rule.startswith("multi_profile")
+        )
         assert verdict.ok is (None if verdict.rule.startswith("multi_profile") else True)
 
 
@@ -171,21 +213,27 @@ def test_what_is_missing_is_named_and_the_other_rules_are_still_judged():
     assert [x.rule for x in verdicts] == RULES  # every rule has its verdict, measured or not
     v = by_rule(verdicts)
     assert v["reuse_buffers not slower than baseline"].message == (
-        "reuse_buffers not slower than baseline: not measured (baseline, reuse_buffers)")
+        "reuse_buffers not slower than baseline: not measured (baseline, reuse_buffers)"
+    )
     assert v["pinned_memory not slower than reuse_buffers"].ok is None
     assert v["fp16 not slower than pinned_memory"].ok is True  # the chain goes on past a gap
     assert v["pinned upload at least 2x faster than pageable"].message == (
-        "pinned upload at least 2x faster than pageable: not measured (reuse_buffers, pinned_memory)")
+        "pinned upload at least 2x faster than pageable: not measured (reuse_buffers, pinned_memory)"
+    )
     assert all(x.backend == "torch" for x in v.values())
     only_fast = by_rule(check_ordering([f for f in good_figures() if f.case != "pinned_memory"], B))
     assert only_fast["fp16 faster than fp32"].message == (
-        "fp16 faster than fp32: not measured (pinned_memory@128, fp16@128)")
-    no_eager = by_rule(check_ordering([f for f in good_figures() if f.batch_size != 1 or f.case != "async_postprocess"], B))
+        "fp16 faster than fp32: not measured (pinned_memory@128, fp16@128)"
+    )
+    no_eager = by_rule(
+        check_ordering([f for f in good_figures() if f.batch_size != 1 or f.case != "async_postprocess"], B)
+    )
     assert no_eager["cuda_graph faster than without a graph at batch 1"].ok is None
     assert no_eager["overlap faster than serial fp16"].ok is True
     assert by_rule(check_ordering(good_figures(), B))[RULES[-1]].message == (
         "multi_profile not slower than one profile on the small batches: not measured "
-        "(multi_profile-two_profiles, multi_profile-one_profile)")
+        "(multi_profile-two_profiles, multi_profile-one_profile)"
+    )
 
 
 def test_an_upload_rule_needs_both_upload_figures():
@@ -205,15 +253,21 @@ def test_a_strict_rule_fails_on_a_tie():
 
 
 def multi_profile(two, one):
-    return good_figures("tensorrt") + [Figure("tensorrt", "multi_profile-two_profiles", B, 3.0, small_batch_gpu_ms=two),
-                                       Figure("tensorrt", "multi_profile-one_profile", B, 3.1, small_batch_gpu_ms=one)]
+    return good_figures("tensorrt") + [
+        Figure("tensorrt", "multi_profile-two_profiles", B, 3.0, small_batch_gpu_ms=two),
+        Figure("tensorrt", "multi_profile-one_profile", B, 3.1, small_batch_gpu_ms=one),
+    ]
 
 
 def test_multi_profile_rule_boundaries_and_message():
     rule = RULES[-1]
     passing = by_rule(check_ordering(multi_profile(0.8, 0.9), B))[rule]
-    assert passing.ok is True and passing.backend == "tensorrt" and passing.message == (
-        "small batches: two profiles 0.800 ms vs one profile 0.900 ms GPU (-11.1%, tolerance +5%)")
+    assert (
+        passing.ok is True
+        and passing.backend == "tensorrt"
+        and passing.message
+        == ("small batches: two profiles 0.800 ms vs one profile 0.900 ms GPU (-11.1%, tolerance +5%)")
+    )
     assert by_rule(check_ordering(multi_profile(0.9, 0.9), B, tolerance=0.0))[rule].ok is True  # equal: not slower
     assert by_rule(check_ordering(multi_profile(0.91, 0.9), B, tolerance=0.0))[rule].ok is False
     for two, one in ((None, 0.9), (0.9, None)):
@@ -224,6 +278,7 @@ def test_multi_profile_rule_boundaries_and_message():
 
 def test_rejudged_step_passes_at_exactly_the_tolerance():
     figs = [f if f.case != "overlap" else Figure("torch", "overlap", B, 7.5) for f in good_figures()]
-    judged = confirm_chain_failures(check_ordering(figs, B, tolerance=0.0), lambda backend, a, b: (6.7, 6.7),
-                                    tolerance=0.0)
+    judged = confirm_chain_failures(
+        check_ordering(figs, B, tolerance=0.0), lambda backend, a, b: (6.7, 6.7), tolerance=0.0
+    )
     assert by_rule(judged)["overlap not slower than fp16"].ok is True  # equal in the paired measurement

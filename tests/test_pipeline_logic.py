@@ -104,7 +104,11 @@ def test_sink_records_gpu_post_processed_batches():
     classes = np.array([[7, 1, 2, 3, 4]] * 3, np.int32)
     sink.begin(0)
     sink.store_top5(0, probs, classes)
-    assert (sink.classes[0] == 7).all() and (sink.max_probs[0] == 0.5).all() and sink.top5[0].tolist()[0] == [7, 1, 2, 3, 4]
+    assert (
+        (sink.classes[0] == 7).all()
+        and (sink.max_probs[0] == 0.5).all()
+        and sink.top5[0].tolist()[0] == [7, 1, 2, 3, 4]
+    )
     assert np.isnan(sink.logits[0]).all()  # the logits come from the device check buffer later
     sink.set_logits(0, np.ones((3, 10), np.float32))
     assert (sink.outputs()[0].logits == 1).all()

@@ -11,8 +11,8 @@ from tests.conftest import reference_data
 from tests.fake_cuda import CpuEngine
 from trtbench import catalogue as cat
 from trtbench import graphs as gr
-from trtbench.gpu import cuda
 from trtbench.catalogue import NAMES, approach
+from trtbench.gpu import cuda
 from trtbench.gpu.approaches import approach_class
 from trtbench.gpu.pipeline import Workload
 
@@ -68,7 +68,9 @@ def test_every_approach_is_correct_every_round_and_releases_everything(name, run
     assert runtime.live() == {"memory": 0, "streams": 0, "events": 0, "graphs": 0, "graph_execs": 0}
     assert engine.closed_contexts == engine.contexts_made >= 1 and engine.cached_memory_releases >= 1
     # figures of every round and every batch
-    assert set(samples) == {"upload", "compute", "download", "gpu_latency", "enqueue"}
+    assert set(samples) == {"upload", "compute", "download", "gpu_latency", "enqueue", "gpu_busy"}
+    if name != "multi_context":  # one stream of compute: the GPU's busy time is the sum of the spans
+        assert samples["gpu_busy"] == pytest.approx(samples["compute"])
     assert all(len(v) == 3 and np.isfinite(v).all() for v in samples.values())
     spans = {(s["batch"], s["span"]) for s in timeline["gpu"]}
     assert spans == {(i, s) for i in range(BATCHES) for s in ("upload", "compute", "download")}
@@ -97,11 +99,14 @@ def test_batch_one_and_several_contexts(runtime, graphs, spec, data):
         assert all(r.passed for r in run_rounds(pipeline, 2))
 
 
-@pytest.mark.parametrize("bug,expect", [
-    ("previous_batch", "top-1 agreement"),
-    ("swap_two_images", "relative L2"),
-    ("unwritten_top5", "top-1 agreement"),
-])
+@pytest.mark.parametrize(
+    "bug,expect",
+    [
+        ("previous_batch", "top-1 agreement"),
+        ("swap_two_images", "relative L2"),
+        ("unwritten_top5", "top-1 agreement"),
+    ],
+)
 def test_planted_engine_bugs_fail_the_check(bug, expect, runtime, graphs, spec, data):
     """The checks' power through a whole pipeline: wrong batch, swapped images, a missing output."""
     previous: list[dict] = []
@@ -131,8 +136,11 @@ def test_a_graph_replaced_when_the_batch_size_changes_is_released_at_once(runtim
     cls = approach_class("cuda_graph")
     inputs, refs = data[approach(cls.name).graph_variant]
     sizes = [BATCH, BATCH, 2]
-    mixed = Workload([x[:b] for x, b in zip(inputs, sizes)], [{k: v[:b] for k, v in r.items()} for r, b in
-                                                               zip(refs, sizes)], approach(cls.name).host_memory)
+    mixed = Workload(
+        [x[:b] for x, b in zip(inputs, sizes)],
+        [{k: v[:b] for k, v in r.items()} for r, b in zip(refs, sizes)],
+        approach(cls.name).host_memory,
+    )
     with cls.open(engine_for(runtime, graphs, spec, cls), mixed) as pipeline:
         held, captures = [], []
         for _ in range(3):

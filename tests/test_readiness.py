@@ -16,13 +16,18 @@ from onnx import TensorProto, helper
 
 from tests import trt_double
 from tests.conftest import transpose_before_cast
-from trtbench import catalogue, graphs, model
-from trtbench import readiness
+from trtbench import catalogue, graphs, model, readiness
 
 # small classifiers of other families (grouped and depthwise convolutions, channel shuffle,
 # squeeze-excitation, HardSwish, inverted residuals, no linear head)
-OTHER_MODELS = ("mobilenet_v3_small", "squeezenet1_0", "efficientnet_b0", "shufflenet_v2_x0_5", "regnet_x_400mf",
-                "mnasnet0_5")
+OTHER_MODELS = (
+    "mobilenet_v3_small",
+    "squeezenet1_0",
+    "efficientnet_b0",
+    "shufflenet_v2_x0_5",
+    "regnet_x_400mf",
+    "mnasnet0_5",
+)
 # what TensorRT builds engines from (fixtures/engines.py): fp32 logits, and fp16 for the rest
 BUILT = [("logits", False), ("logits", True), ("postprocess", True), ("uint8", True)]
 ALL_VARIANTS = [(v, fp16) for v in catalogue.GRAPH_VARIANTS for fp16 in (False, True)]
@@ -65,8 +70,9 @@ def test_every_graph_variant_of_resnet18_is_ready(exported, variant, fp16):
 
 @pytest.mark.parametrize("name", OTHER_MODELS)
 def test_the_built_graphs_of_other_classifiers_are_ready(exported, name):
-    found = {f"{v}-{'fp16' if h else 'fp32'}": [p.line() for p in readiness.problems(exported(name, v, h))]
-             for v, h in BUILT}
+    found = {
+        f"{v}-{'fp16' if h else 'fp32'}": [p.line() for p in readiness.problems(exported(name, v, h))] for v, h in BUILT
+    }
     assert found == {k: [] for k in found}
 
 
@@ -82,17 +88,23 @@ def test_the_uint8_graph_of_the_old_export_is_refused(exported):
     old = transpose_before_cast(onnx.load(str(exported("resnet18", "uint8", True))))
     [problem] = readiness.problems(old)
     assert problem.op == "Transpose" and "reads the UINT8 network input 'input0'" in problem.what
-    with pytest.raises(readiness.NotReadyForTensorRT, match=r"^uint8\.onnx is not ready for TensorRT: node '.*' "
-                                                            r"\(Transpose\): reads the UINT8 network input 'input0'; "
-                                                            r"allowed: a UINT8 network input feeds Cast nodes"):
+    with pytest.raises(
+        readiness.NotReadyForTensorRT,
+        match=r"^uint8\.onnx is not ready for TensorRT: node '.*' "
+        r"\(Transpose\): reads the UINT8 network input 'input0'; "
+        r"allowed: a UINT8 network input feeds Cast nodes",
+    ):
         readiness.check(old, "uint8.onnx")
 
 
 # ---------------------------------------------------------------- hand-made graphs, one rule each
 
+
 def graph(nodes, inputs, outputs, opset=17, initializers=()):
-    made = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers)),
-                             opset_imports=[helper.make_opsetid("", opset)])
+    made = helper.make_model(
+        helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers)),
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
     return made
 
 
@@ -102,43 +114,85 @@ def tensor(name, kind, shape=(1, 4)):
 
 BROKEN = {
     "uint8 input into a Transpose": (
-        graph([helper.make_node("Transpose", ["x"], ["t"], name="tr", perm=[1, 0]),
-               helper.make_node("Cast", ["t"], ["y"], name="cast", to=TensorProto.FLOAT)],
-              [tensor("x", TensorProto.UINT8)], [tensor("y", TensorProto.FLOAT, (4, 1))]),
-        ("node 'tr' (Transpose): reads the UINT8 network input 'x'; allowed: a UINT8 network input feeds Cast nodes "
-         "directly, a UINT8 tensor made by a node is a network output (NVIDIA/TensorRT#3985)")),
+        graph(
+            [
+                helper.make_node("Transpose", ["x"], ["t"], name="tr", perm=[1, 0]),
+                helper.make_node("Cast", ["t"], ["y"], name="cast", to=TensorProto.FLOAT),
+            ],
+            [tensor("x", TensorProto.UINT8)],
+            [tensor("y", TensorProto.FLOAT, (4, 1))],
+        ),
+        (
+            "node 'tr' (Transpose): reads the UINT8 network input 'x'; allowed: a UINT8 network input feeds Cast nodes "
+            "directly, a UINT8 tensor made by a node is a network output (NVIDIA/TensorRT#3985)"
+        ),
+    ),
     "uint8 intermediate tensor": (
-        graph([helper.make_node("Cast", ["x"], ["u"], name="to_u8", to=TensorProto.UINT8),
-               helper.make_node("Cast", ["u"], ["y"], name="back", to=TensorProto.FLOAT)],
-              [tensor("x", TensorProto.FLOAT)], [tensor("y", TensorProto.FLOAT)]),
-        ("node 'to_u8' (Cast): makes the UINT8 tensor 'u', which is not a network output; allowed: a UINT8 network "
-         "input feeds Cast nodes directly, a UINT8 tensor made by a node is a network output")),
+        graph(
+            [
+                helper.make_node("Cast", ["x"], ["u"], name="to_u8", to=TensorProto.UINT8),
+                helper.make_node("Cast", ["u"], ["y"], name="back", to=TensorProto.FLOAT),
+            ],
+            [tensor("x", TensorProto.FLOAT)],
+            [tensor("y", TensorProto.FLOAT)],
+        ),
+        (
+            "node 'to_u8' (Cast): makes the UINT8 tensor 'u', which is not a network output; allowed: a UINT8 network "
+            "input feeds Cast nodes directly, a UINT8 tensor made by a node is a network output"
+        ),
+    ),
     "operator listed as unsupported": (
-        graph([helper.make_node("Det", ["x"], ["y"], name="det")],
-              [tensor("x", TensorProto.FLOAT, (2, 2))], [tensor("y", TensorProto.FLOAT, ())]),
-        ("node 'det' (Det): listed as not supported by TensorRT's ONNX parser; allowed: the 150 operators of "
-         "onnx/onnx-tensorrt docs/operators.md at release/10.1-GA")),
+        graph(
+            [helper.make_node("Det", ["x"], ["y"], name="det")],
+            [tensor("x", TensorProto.FLOAT, (2, 2))],
+            [tensor("y", TensorProto.FLOAT, ())],
+        ),
+        (
+            "node 'det' (Det): listed as not supported by TensorRT's ONNX parser; allowed: the 150 operators of "
+            "onnx/onnx-tensorrt docs/operators.md at release/10.1-GA"
+        ),
+    ),
     "operator missing from the table": (
-        graph([helper.make_node("Swish", ["x"], ["y"], name="swish")],
-              [tensor("x", TensorProto.FLOAT)], [tensor("y", TensorProto.FLOAT)]),
-        "node 'swish' (Swish): not in the operator table of TensorRT's ONNX parser; allowed: the 150 operators of"),
+        graph(
+            [helper.make_node("Swish", ["x"], ["y"], name="swish")],
+            [tensor("x", TensorProto.FLOAT)],
+            [tensor("y", TensorProto.FLOAT)],
+        ),
+        "node 'swish' (Swish): not in the operator table of TensorRT's ONNX parser; allowed: the 150 operators of",
+    ),
     "operator of another domain": (
-        graph([helper.make_node("MyPlugin", ["x"], ["y"], name="plugin", domain="com.example")],
-              [tensor("x", TensorProto.FLOAT)], [tensor("y", TensorProto.FLOAT)]),
-        "node 'plugin' (MyPlugin): operator of domain 'com.example' (a plugin); allowed: the default ONNX domain"),
+        graph(
+            [helper.make_node("MyPlugin", ["x"], ["y"], name="plugin", domain="com.example")],
+            [tensor("x", TensorProto.FLOAT)],
+            [tensor("y", TensorProto.FLOAT)],
+        ),
+        "node 'plugin' (MyPlugin): operator of domain 'com.example' (a plugin); allowed: the default ONNX domain",
+    ),
     "int64 where TensorRT does not take it": (
-        graph([helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")],
-              [tensor("a", TensorProto.INT64, (2, 2)), tensor("b", TensorProto.INT64, (2, 2))],
-              [tensor("y", TensorProto.INT64, (2, 2))]),
-        "node 'mm' (MatMul): tensor 'a' is INT64; allowed for MatMul: FP32, FP16, BF16 (onnx/onnx-tensorrt"),
+        graph(
+            [helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")],
+            [tensor("a", TensorProto.INT64, (2, 2)), tensor("b", TensorProto.INT64, (2, 2))],
+            [tensor("y", TensorProto.INT64, (2, 2))],
+        ),
+        "node 'mm' (MatMul): tensor 'a' is INT64; allowed for MatMul: FP32, FP16, BF16 (onnx/onnx-tensorrt",
+    ),
     "double tensor": (
-        graph([helper.make_node("Add", ["a", "b"], ["y"], name="add")],
-              [tensor("a", TensorProto.DOUBLE), tensor("b", TensorProto.DOUBLE)], [tensor("y", TensorProto.DOUBLE)]),
-        "node 'add' (Add): tensor 'a' is DOUBLE; allowed for Add: FP32, FP16, BF16, INT32, INT64"),
+        graph(
+            [helper.make_node("Add", ["a", "b"], ["y"], name="add")],
+            [tensor("a", TensorProto.DOUBLE), tensor("b", TensorProto.DOUBLE)],
+            [tensor("y", TensorProto.DOUBLE)],
+        ),
+        "node 'add' (Add): tensor 'a' is DOUBLE; allowed for Add: FP32, FP16, BF16, INT32, INT64",
+    ),
     "opset beyond the parser's": (
-        graph([helper.make_node("Relu", ["x"], ["y"], name="relu")],
-              [tensor("x", TensorProto.FLOAT)], [tensor("y", TensorProto.FLOAT)], opset=21),
-        "node '(model)' (opset_import): default-domain opset 21; allowed: opset 9 to 20"),
+        graph(
+            [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+            [tensor("x", TensorProto.FLOAT)],
+            [tensor("y", TensorProto.FLOAT)],
+            opset=21,
+        ),
+        "node '(model)' (opset_import): default-domain opset 21; allowed: opset 9 to 20",
+    ),
 }
 
 
@@ -154,20 +208,30 @@ def test_a_graph_that_breaks_a_rule_is_refused_in_one_line(case):
 def test_what_the_rules_allow():
     ok = {
         "uint8 input into a Cast, uint8 output from a Cast": graph(
-            [helper.make_node("Cast", ["x"], ["f"], to=TensorProto.FLOAT),
-             helper.make_node("Relu", ["f"], ["r"]),
-             helper.make_node("Cast", ["r"], ["y"], to=TensorProto.UINT8)],
-            [tensor("x", TensorProto.UINT8)], [tensor("y", TensorProto.UINT8)]),
+            [
+                helper.make_node("Cast", ["x"], ["f"], to=TensorProto.FLOAT),
+                helper.make_node("Relu", ["f"], ["r"]),
+                helper.make_node("Cast", ["r"], ["y"], to=TensorProto.UINT8),
+            ],
+            [tensor("x", TensorProto.UINT8)],
+            [tensor("y", TensorProto.UINT8)],
+        ),
         "int64 shape and index tensors": graph(
             [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Reshape", ["x", "s"], ["y"])],
-            [tensor("x", TensorProto.FLOAT)], [tensor("y", TensorProto.FLOAT)]),
+            [tensor("x", TensorProto.FLOAT)],
+            [tensor("y", TensorProto.FLOAT)],
+        ),
         "int64 data where the table lists it": graph(
             [helper.make_node("Add", ["a", "b"], ["y"])],
-            [tensor("a", TensorProto.INT64), tensor("b", TensorProto.INT64)], [tensor("y", TensorProto.INT64)]),
+            [tensor("a", TensorProto.INT64), tensor("b", TensorProto.INT64)],
+            [tensor("y", TensorProto.INT64)],
+        ),
         "TopK's int64 indices": graph(
-            [helper.make_node("TopK", ["x", "k"], ["v", "i"])], [tensor("x", TensorProto.FLOAT)],
+            [helper.make_node("TopK", ["x", "k"], ["v", "i"])],
+            [tensor("x", TensorProto.FLOAT)],
             [tensor("v", TensorProto.FLOAT, (1, 2)), tensor("i", TensorProto.INT64, (1, 2))],
-            initializers=[helper.make_tensor("k", TensorProto.INT64, [1], [2])]),
+            initializers=[helper.make_tensor("k", TensorProto.INT64, [1], [2])],
+        ),
     }
     assert {name: readiness.problems(g) for name, g in ok.items()} == {name: [] for name in ok}
 
@@ -187,11 +251,15 @@ def test_a_graph_that_is_not_ready_is_refused_before_any_engine_is_built(exporte
 
     old = tmp_path / "uint8-old.onnx"
     onnx.save(transpose_before_cast(onnx.load(str(exported("resnet18", "uint8", True)))), str(old))
-    options = types.SimpleNamespace(batch_size=8, max_aux_streams=None, batch_sweep=(), engine_cache_dir=tmp_path / "e",
-                                    rebuild_engines=False)
+    options = types.SimpleNamespace(
+        batch_size=8, max_aux_streams=None, batch_sweep=(), engine_cache_dir=tmp_path / "e", rebuild_engines=False
+    )
     session = types.SimpleNamespace(options=options, report_line=print)
-    refused = pytest.raises(readiness.NotReadyForTensorRT, match=r"^uint8-old\.onnx is not ready for TensorRT: node .* "
-                                                                 r"\(Transpose\)")
+    refused = pytest.raises(
+        readiness.NotReadyForTensorRT,
+        match=r"^uint8-old\.onnx is not ready for TensorRT: node .* "
+        r"\(Transpose\)",
+    )
     with trt_double.backend_on(trt_double.OrtOnFakeCuda(runtime), "10.x"), refused:
         build_tensorrt_engine("fp16_uint8", session, model.model_spec("resnet18"), lambda v, fp16: old)
     assert not (tmp_path / "e").exists()  # no cache folder, no engine
@@ -201,8 +269,10 @@ def test_readiness_imports_neither_torch_nor_the_gpu_code():
     import subprocess
     import sys
 
-    code = ("import sys, trtbench.readiness; bad = [k for k in sys.modules if k == 'torch' or "
-            "k.startswith('trtbench.gpu')]; print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, trtbench.readiness; bad = [k for k in sys.modules if k == 'torch' or "
+        "k.startswith('trtbench.gpu')]; print(bad); sys.exit(1 if bad else 0)"
+    )
     root = Path(__file__).parents[1]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(root), check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -14,13 +14,15 @@ def test_tensorrt_code_typechecks_against_the_stubs():
 def test_a_wrong_tensorrt_call_is_caught(tmp_path):
     """Guards against the stubs silently resolving to Any (then every call would pass)."""
     bad = tmp_path / "bad_trt.py"
-    bad.write_text(textwrap.dedent("""
+    bad.write_text(
+        textwrap.dedent("""
         import tensorrt as trt
 
         def f(ctx: trt.IExecutionContext) -> None:
             ctx.execute_async_v3("not a stream")
             trt.BuilderFlag.NO_SUCH_FLAG
-    """))
+    """)
+    )
     out, status = run_mypy([str(bad)])
     assert status == 1
     assert 'Argument 1 to "execute_async_v3"' in out and "NO_SUCH_FLAG" in out

@@ -87,8 +87,10 @@ def test_summary_has_the_breakdown_fields():
 
 def test_false_alarm_rate_on_identical_noise_is_small():
     """A/A on synthetic rounds: with a threshold of 2 x the noise, no alarms in 200 pairs."""
-    alarms = sum(stats.decide(rounds(5, 0.02, seed=s), rounds(5, 0.02, seed=s + 1000), 0.04).verdict == "REGRESSION"
-                 for s in range(200))
+    alarms = sum(
+        stats.decide(rounds(5, 0.02, seed=s), rounds(5, 0.02, seed=s + 1000), 0.04).verdict == "REGRESSION"
+        for s in range(200)
+    )
     assert alarms == 0
 
 
@@ -117,8 +119,14 @@ def test_float32_samples_are_judged_in_float64():
 
 def test_summary_fields_edge_cases_and_messages():
     s = stats.summarize([1.0, 2.0, 3.0, 4.0])
-    assert s == {"median": 2.5, "p50": 2.5, "p90": pytest.approx(3.7), "p99": pytest.approx(3.97),
-                 "cv": pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2.5), "n": 4}
+    assert s == {
+        "median": 2.5,
+        "p50": 2.5,
+        "p90": pytest.approx(3.7),
+        "p99": pytest.approx(3.97),
+        "cv": pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2.5),
+        "n": 4,
+    }
     assert stats.summarize([5.0])["cv"] == 0.0  # one value: no spread to speak of
     assert stats.summarize([1.0, 3.0])["cv"] == pytest.approx(np.std([1, 3], ddof=1) / 2)  # two are enough
     assert stats.summarize([0.5, 0.7])["cv"] == pytest.approx(np.std([0.5, 0.7], ddof=1) / 0.6)
@@ -165,15 +173,17 @@ def test_bootstrap_interval_of_the_ratio_of_medians_is_seeded_and_covers_the_rat
 
 def test_decision_fields_reasons_and_the_alpha_boundary():
     few = stats.decide([5.0, 5.2, 5.1], [6.0, 6.1, 6.2], threshold=0.03)
-    assert few == stats.Decision("unclear", 5.1, 6.1, 0.03, None,
-                                 "too few rounds to test (3 old, 3 new; need 5 a side)")
+    assert few == stats.Decision(
+        "unclear", 5.1, 6.1, 0.03, None, "too few rounds to test (3 old, 3 new; need 5 a side)"
+    )
     assert stats.decide([5.0], [5.0] * 10, 0.03).verdict == "unclear"  # one round is too few, not an error
     ok = stats.decide([8.0] * 10, [8.08] * 10, threshold=0.03)
     assert ok.verdict == "ok" and ok.reason == "within the threshold (+1.0%)"
     noisy = stats.decide(rounds(5.0, 0.3, n=8, seed=3), rounds(5.4, 0.3, n=8, seed=4), threshold=0.03)
     assert noisy.verdict == "unclear" and noisy.reason == (
         f"{noisy.change:+.1%} is past the threshold but not significant (p={noisy.p_value:.2g} >= 0.002): "
-        "more rounds are needed")
+        "more rounds are needed"
+    )
     a, b = rounds(5.0, seed=1), rounds(5.5, seed=2)
     p = stats.mann_whitney_p(a, b)
     assert stats.decide(a, b, 0.03, alpha=p).verdict == "unclear"  # p equal to alpha is not significant
@@ -188,8 +198,7 @@ def test_faster_past_the_threshold_but_not_significant_is_ok_not_unclear():
     old, new = rounds(5.0, spread=0.3, n=8, seed=3), rounds(4.4, spread=0.3, n=8, seed=103)
     d = stats.decide(old, new, threshold=0.03)
     assert d.change < -0.03 and d.p_value >= stats.ALPHA
-    assert d.verdict == "ok" and d.reason == (
-        f"{d.change:+.1%}, faster but not significant (p={d.p_value:.2g})")
+    assert d.verdict == "ok" and d.reason == (f"{d.change:+.1%}, faster but not significant (p={d.p_value:.2g})")
     a, b = rounds(5.0, seed=1), rounds(4.5, seed=2)
     p = stats.mann_whitney_p(a, b)
     assert stats.decide(a, b, 0.03, alpha=p).verdict == "ok"  # p equal to alpha is not significant
@@ -211,5 +220,6 @@ def test_threshold_from_history_takes_the_round_noise_term_only_with_its_multipl
         assert stats.threshold_from_history(steady, floor=0.01, multiplier=2) == 0.01
     assert stats.threshold_from_history(steady, 0.01, 2, cvs=[0.5, 0.5, 0.5]) == 0.01  # multiplier 0 by default
     assert stats.threshold_from_history(steady, 0.01, 2, cvs=[0.01, 0.02, 0.03], cv_multiplier=5) == pytest.approx(0.1)
-    assert stats.threshold_from_history([10.0, 10.1, 10.2], 0.01, 2, cvs=[0.001] * 3,
-                                        cv_multiplier=5) == pytest.approx(0.2 / 10.1 * 2)  # the larger term wins
+    assert stats.threshold_from_history([10.0, 10.1, 10.2], 0.01, 2, cvs=[0.001] * 3, cv_multiplier=5) == pytest.approx(
+        0.2 / 10.1 * 2
+    )  # the larger term wins

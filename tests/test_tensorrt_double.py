@@ -20,10 +20,10 @@ from tests import trt_double
 from tests.conftest import reference_data
 from trtbench import catalogue as cat
 from trtbench import graphs as gr
+from trtbench.catalogue import NAMES, approach
 from trtbench.engines import EngineCache, cache_key, engine_specs, multi_profile_batches
 from trtbench.files import file_sha256
 from trtbench.gpu import cuda
-from trtbench.catalogue import NAMES, approach
 from trtbench.gpu.approaches import approach_class
 from trtbench.gpu.pipeline import Pipeline, Workload
 
@@ -42,8 +42,11 @@ def mode(request):
 @pytest.fixture(scope="module")
 def onnx_files(net, spec, tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
-    return {(v, fp16): gr.export_onnx(net, spec, folder / f"{v}{'-fp16' if fp16 else ''}.onnx", v, fp16)
-            for v in cat.GRAPH_VARIANTS for fp16 in (False, True)}
+    return {
+        (v, fp16): gr.export_onnx(net, spec, folder / f"{v}{'-fp16' if fp16 else ''}.onnx", v, fp16)
+        for v in cat.GRAPH_VARIANTS
+        for fp16 in (False, True)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +73,14 @@ class Engines:
             engine_spec = engine_specs(BATCH, self.caps, self.spec.image_size, **tuned)[kind]
             onnx = self.onnx_files[engine_spec.graph_variant, engine_spec.onnx_fp16]
             key = cache_key(engine_spec, file_sha256(onnx), self.caps.version, "double", "0.0")
-            entry = self.cache.get_or_build(key, lambda: self.trtb.build_serialized_engine(
-                engine_spec, onnx, self.cache.timing_cache_path(self.caps.version, "double")),
-                self.trtb.deserialize_problem, lambda d: self.trtb.layer_information(d, engine_spec))
+            entry = self.cache.get_or_build(
+                key,
+                lambda: self.trtb.build_serialized_engine(
+                    engine_spec, onnx, self.cache.timing_cache_path(self.caps.version, "double")
+                ),
+                self.trtb.deserialize_problem,
+                lambda d: self.trtb.layer_information(d, engine_spec),
+            )
             self.made[kind, batch] = self.trtb.TensorRTEngine(entry.data, engine_spec, self.spec)
         return self.made[kind, batch]
 
@@ -88,13 +96,18 @@ def workload_for(cls, data, case_kwargs):
         sizes = [small if i % 2 == 0 else large for i in range(BATCHES)]
     else:
         sizes = [case_kwargs.get("batch", BATCH)] * BATCHES
-    return Workload([x[:b] for x, b in zip(inputs, sizes)], [{k: v[:b] for k, v in r.items()} for r, b in zip(refs, sizes)],
-                    approach(cls.name).host_memory)
+    return Workload(
+        [x[:b] for x, b in zip(inputs, sizes)],
+        [{k: v[:b] for k, v in r.items()} for r, b in zip(refs, sizes)],
+        approach(cls.name).host_memory,
+    )
 
 
 CASES = [(name, {}) for name in NAMES if name != "multi_profile"] + [
-    ("multi_profile", {"variant": "two_profiles"}), ("multi_profile", {"variant": "one_profile"}),
-    ("cuda_graph", {"batch": 1})]
+    ("multi_profile", {"variant": "two_profiles"}),
+    ("multi_profile", {"variant": "one_profile"}),
+    ("cuda_graph", {"batch": 1}),
+]
 
 
 def engine_for(engines, cls, kwargs):
@@ -155,8 +168,10 @@ def trt_cpu(mode, runtime, spec, onnx_files, tmp_path):
 
 # ---------------------------------------------------------------- the second review's findings
 
-def test_finding1_the_uint8_engine_parses_and_an_intermediate_uint8_tensor_is_refused(trt_cpu, data, onnx_files,
-                                                                                        tmp_path):
+
+def test_finding1_the_uint8_engine_parses_and_an_intermediate_uint8_tensor_is_refused(
+    trt_cpu, data, onnx_files, tmp_path
+):
     """The uint8 graph feeds its input to a Cast; the double's parser refuses what
     onnx-tensorrt's importer refuses (a UINT8 tensor a node makes that is not an output)."""
     import onnx
@@ -172,8 +187,11 @@ def test_finding1_the_uint8_engine_parses_and_an_intermediate_uint8_tensor_is_re
     old = tmp_path / "uint8-old.onnx"
     onnx.save(transpose_before_cast(onnx.load(str(onnx_files["uint8", True]))), str(old))
     spec = engines["fp16_uint8"].spec
-    with pytest.raises(trtb.TensorRTError, match=r"cannot parse .*uint8-old\.onnx:\n  In node .* \(Transpose\): "
-                                                 r"UNSUPPORTED_NODE: .*UINT8 types for intermediate tensors"):
+    with pytest.raises(
+        trtb.TensorRTError,
+        match=r"cannot parse .*uint8-old\.onnx:\n  In node .* \(Transpose\): "
+        r"UNSUPPORTED_NODE: .*UINT8 types for intermediate tensors",
+    ):
         trtb.build_serialized_engine(spec, old, tmp_path / "timing.cache")
 
 
@@ -183,8 +201,11 @@ def test_finding2_a_null_input_address_is_refused(trt_cpu):
     with pytest.raises(trtb.TensorRTError, match=r"context 0: set_tensor_address\('input0'\) with a null address"):
         context.set_tensor_address("input0", 0)
     raw = context.context  # the double itself: 0 unbinds, and the enqueue fails
-    with cuda.DeviceBuffer((BATCH, 3, 224, 224)) as d_in, cuda.DeviceBuffer((BATCH, 1000)) as d_out, \
-            cuda.Stream() as stream:
+    with (
+        cuda.DeviceBuffer((BATCH, 3, 224, 224)) as d_in,
+        cuda.DeviceBuffer((BATCH, 1000)) as d_out,
+        cuda.Stream() as stream,
+    ):
         context.set_input_shape("input0", (BATCH, 3, 224, 224))
         context.set_tensor_address("output0", d_out.ptr)
         assert raw.set_tensor_address("input0", d_in.ptr) and raw.set_tensor_address("input0", 0)
@@ -196,8 +217,11 @@ def test_finding2_an_address_not_256_byte_aligned_is_refused(trt_cpu):
     trtb, engines, _ = trt_cpu
     context = engines["fp16"].create_execution_context()
     with cuda.DeviceBuffer((BATCH, 3, 224, 224)) as d_in:
-        with pytest.raises(trtb.TensorRTError, match=r"set_tensor_address\('input0', 0x[0-9a-f]+\) \(TensorRT needs "
-                                                     r"256-byte alignment\) returned False"):
+        with pytest.raises(
+            trtb.TensorRTError,
+            match=r"set_tensor_address\('input0', 0x[0-9a-f]+\) \(TensorRT needs "
+            r"256-byte alignment\) returned False",
+        ):
             context.set_tensor_address("input0", d_in.ptr + 4)
         context.set_tensor_address("input0", d_in.ptr)  # cudaMalloc's own addresses are aligned
 
@@ -206,8 +230,12 @@ def test_finding2_the_stream_must_be_a_stream_handle(trt_cpu):
     trtb, engines, _ = trt_cpu
     context = engines["fp16"].create_execution_context()
     raw = context.context
-    with cuda.DeviceBuffer((BATCH, 3, 224, 224)) as d_in, cuda.DeviceBuffer((BATCH, 1000)) as d_out, \
-            cuda.Stream() as stream, cuda.Event() as event:
+    with (
+        cuda.DeviceBuffer((BATCH, 3, 224, 224)) as d_in,
+        cuda.DeviceBuffer((BATCH, 1000)) as d_out,
+        cuda.Stream() as stream,
+        cuda.Event() as event,
+    ):
         context.set_input_shape("input0", (BATCH, 3, 224, 224))
         context.set_tensor_address("input0", d_in.ptr)
         context.set_tensor_address("output0", d_out.ptr)
@@ -248,18 +276,26 @@ def test_finding2_a_context_may_be_captured_again_with_new_addresses(trt_cpu, da
 
 def test_finding2_11x_lacks_what_11x_removed(mode, runtime):
     trt = trt_double.install(trt_double.OrtOnFakeCuda(runtime), mode)
-    removed = {"BuilderFlag.FP16": lambda: trt.BuilderFlag.FP16,
-               "PreviewFeature.PROFILE_SHARING_0806": lambda: trt.PreviewFeature.PROFILE_SHARING_0806,
-               "Builder.platform_has_fast_fp16": lambda: trt.Builder(trt.Logger()).platform_has_fast_fp16}
-    engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(json.dumps(
-        {"double": trt.__version__, "io": [], "verbosity": "DETAILED", "profiles": []}).encode())
-    removed.update({
-        "ICudaEngine.device_memory_size": lambda: engine.device_memory_size,
-        "ICudaEngine.create_execution_context_without_device_memory":
-            lambda: engine.create_execution_context_without_device_memory,
-        "ICudaEngine.get_device_memory_size_for_profile": lambda: engine.get_device_memory_size_for_profile,
-        "IExecutionContext.all_shape_inputs_specified": lambda: engine.create_execution_context().all_shape_inputs_specified,
-    })
+    removed = {
+        "BuilderFlag.FP16": lambda: trt.BuilderFlag.FP16,
+        "PreviewFeature.PROFILE_SHARING_0806": lambda: trt.PreviewFeature.PROFILE_SHARING_0806,
+        "Builder.platform_has_fast_fp16": lambda: trt.Builder(trt.Logger()).platform_has_fast_fp16,
+    }
+    engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(
+        json.dumps({"double": trt.__version__, "io": [], "verbosity": "DETAILED", "profiles": []}).encode()
+    )
+    removed.update(
+        {
+            "ICudaEngine.device_memory_size": lambda: engine.device_memory_size,
+            "ICudaEngine.create_execution_context_without_device_memory": lambda: (
+                engine.create_execution_context_without_device_memory
+            ),
+            "ICudaEngine.get_device_memory_size_for_profile": lambda: engine.get_device_memory_size_for_profile,
+            "IExecutionContext.all_shape_inputs_specified": lambda: (
+                engine.create_execution_context().all_shape_inputs_specified
+            ),
+        }
+    )
     present = {}
     for name, get in removed.items():
         try:
@@ -323,15 +359,18 @@ def count_binding_calls(trtb, monkeypatch):
                 launch()
             finally:
                 in_span.on = False
+
         compute(self, index, stream, flagged)
 
     monkeypatch.setattr(Pipeline, "compute", spanned)
+
     def spy(name):
         call = getattr(trtb.TensorRTContext, name)
 
         def spied(self, *args):
             calls.append((name, getattr(in_span, "on", False)))
             return call(self, *args)
+
         return spied
 
     for name in ("set_input_shape", "set_tensor_address", "set_input_consumed_event"):
@@ -362,8 +401,13 @@ def test_finding5_each_measured_batch_size_gets_an_engine_whose_opt_it_is(trt_cp
     cache entry of its own); the session's batch keeps its own."""
     from fixtures.engines import build_tensorrt_engine
 
-    options = types.SimpleNamespace(batch_size=BATCH, max_aux_streams=None, batch_sweep=(32,),
-                                    engine_cache_dir=tmp_path / "engines", rebuild_engines=False)
+    options = types.SimpleNamespace(
+        batch_size=BATCH,
+        max_aux_streams=None,
+        batch_sweep=(32,),
+        engine_cache_dir=tmp_path / "engines",
+        rebuild_engines=False,
+    )
     session = types.SimpleNamespace(options=options, report_line=lambda line: None)
 
     def files(variant, fp16):
@@ -384,8 +428,9 @@ def test_finding6_peak_memory_counts_every_context(trt_cpu, data):
         with cls.open(engine, workload_for(cls, data, kwargs), **extra) as pipeline:
             made = sum(isinstance(c, trtb.TensorRTContext) for c in owned(pipeline))
             assert pipeline.contexts_used == made, (name, kwargs)
-            assert pipeline.peak_device_bytes() == (cuda.device_allocations.peak
-                                                    + made * engine.engine.device_memory_size_v2), (name, kwargs)
+            assert pipeline.peak_device_bytes() == (
+                cuda.device_allocations.peak + made * engine.engine.device_memory_size_v2
+            ), (name, kwargs)
 
 
 def test_finding7_one_logger_for_every_builder_and_runtime(trt_cpu, data):
@@ -397,6 +442,7 @@ def test_finding7_one_logger_for_every_builder_and_runtime(trt_cpu, data):
 
 
 # ---------------------------------------------------------------- the first review's findings
+
 
 def test_benchmarked_contexts_run_with_layer_names_only_nvtx(trt_cpu):
     trtb, engines, _ = trt_cpu
@@ -410,8 +456,11 @@ def test_benchmarked_contexts_run_with_layer_names_only_nvtx(trt_cpu):
 
 def test_a_failed_capture_is_destroyed_and_its_error_cleared(trt_cpu, runtime, monkeypatch):
     trtb, engines, _ = trt_cpu
-    monkeypatch.setattr(trtb.TensorRTContext, "enqueue", lambda self, stream: cuda.cuda_call(
-        "cudaGraphLaunch", runtime.cudaGraphLaunch(0, stream.handle)))  # an enqueue that invalidates the capture
+    monkeypatch.setattr(
+        trtb.TensorRTContext,
+        "enqueue",
+        lambda self, stream: cuda.cuda_call("cudaGraphLaunch", runtime.cudaGraphLaunch(0, stream.handle)),
+    )  # an enqueue that invalidates the capture
     with cuda.Stream() as stream:
         with pytest.raises(cuda.CudaError, match="cudaGraphLaunch"):
             engines["fp16"].create_execution_context().capture_graph(stream)
@@ -428,10 +477,14 @@ def test_a_refused_profile_names_the_profile_and_context(trt_cpu):
         with pytest.raises(trtb.TensorRTError, match=r"profile 2 does not exist \(engine 'multi_profile' has 2\)"):
             context.set_optimization_profile(2, stream)
         # our range check sees 2 profiles; TensorRT's engine only 1: its binding raises RuntimeError
-        context.context.engine = type(engine.engine)(engine.engine.api, dict(engine.engine.desc,
-                                                                             profiles=engine.engine.desc["profiles"][:1]))
-        with pytest.raises(trtb.TensorRTError, match=r"context 0: set_optimization_profile_async\(1\) of engine "
-                                                     r"'multi_profile' failed: Error in set optimization profile async"):
+        context.context.engine = type(engine.engine)(
+            engine.engine.api, dict(engine.engine.desc, profiles=engine.engine.desc["profiles"][:1])
+        )
+        with pytest.raises(
+            trtb.TensorRTError,
+            match=r"context 0: set_optimization_profile_async\(1\) of engine "
+            r"'multi_profile' failed: Error in set optimization profile async",
+        ):
             context.set_optimization_profile(1, stream)
 
 
@@ -453,8 +506,10 @@ def test_profile_order_shapes_outside_the_profile_are_refused(trt_cpu):
 def test_an_unknown_tensor_is_named(trt_cpu):
     trtb, engines, _ = trt_cpu
     context = engines["fp16"].create_execution_context()
-    with pytest.raises(trtb.TensorRTError, match="engine 'fp16' has no tensor 'logits' \\(inputs \\['input0'\\], "
-                                                 "outputs \\['output0'\\]\\)"):
+    with pytest.raises(
+        trtb.TensorRTError,
+        match="engine 'fp16' has no tensor 'logits' \\(inputs \\['input0'\\], outputs \\['output0'\\]\\)",
+    ):
         context.get_tensor_shape("logits")
     with pytest.raises(ValueError):  # what the binding itself does without our check
         len(context.context.get_tensor_shape("logits"))
@@ -466,8 +521,12 @@ def test_the_inspector_gets_a_context_with_shapes(trt_cpu):
     layers = sorted(cache.root.glob("fp16_postprocess-*.layers.json"))
     info = json.loads(layers[0].read_text())
     dims = {b["Name"]: b["Dimensions"] for b in info["Bindings"]}
-    assert dims == {"input0": [BATCH, 3, 224, 224], "output0": [BATCH, 1000], "top5_prob": [BATCH, 5],
-                    "top5_class": [BATCH, 5]}  # resolved, not -1
+    assert dims == {
+        "input0": [BATCH, 3, 224, 224],
+        "output0": [BATCH, 1000],
+        "top5_prob": [BATCH, 5],
+        "top5_class": [BATCH, 5],
+    }  # resolved, not -1
     assert all(b["Format/Datatype"] for b in info["Bindings"])
 
 
@@ -524,16 +583,19 @@ def test_an_engine_built_by_one_release_does_not_deserialize_in_the_other(runtim
 
 # ---------------------------------------------------------------- on the GPU
 
+
 @pytest.mark.gpu
 def test_every_approach_runs_through_the_real_backend_on_the_gpu(mode, net, spec, onnx_files, data, tmp_path):
     """torch computes the network on the streams the backend hands the double."""
     import torch
 
     modules = {}
-    for (variant, fp16), path in onnx_files.items():
+    for (variant, _fp16), path in onnx_files.items():
+
         def make(engine_fp16, variant=variant):
             graph = gr.classifier_graph(net, variant, fp16=engine_fp16)
             return graph.to(device="cuda", memory_format=torch.channels_last).eval()
+
         modules[file_sha256(path)] = make
     with trt_double.backend_on(trt_double.TorchOnGpu(modules), mode) as trtb:
         engines = Engines(trtb, spec, onnx_files, tmp_path)
@@ -542,4 +604,3 @@ def test_every_approach_runs_through_the_real_backend_on_the_gpu(mode, net, spec
         engines.close()
     torch.cuda.synchronize()
     assert np.isfinite(torch.cuda.memory_allocated())
-

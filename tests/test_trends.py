@@ -16,16 +16,22 @@ import numpy as np
 import pytest
 
 from tests import trends_history as th
-from trtbench import trends
 from tests.helpers import trtbench
+from trtbench import trends
 from trtbench.cli import EXIT_OK, EXIT_REFUSED
-
 
 ROOT = Path(__file__).resolve().parents[1]
 AT = 40  # 0-based index of the first run with a planted step
 # tests whose run-to-run noise lets a step of that size show (README, "Trends": the detection table)
-SEE_3_PERCENT_COMPUTE = ("fp16", "overlap", "async_postprocess", "cuda_graph", "cuda_graph-b1", "gpu_postprocess",
-                         "uint8_input")
+SEE_3_PERCENT_COMPUTE = (
+    "fp16",
+    "overlap",
+    "async_postprocess",
+    "cuda_graph",
+    "cuda_graph-b1",
+    "gpu_postprocess",
+    "uint8_input",
+)
 SEE_10_PERCENT_WALL = ("pinned_memory", "overlap", "cuda_graph", "gpu_postprocess", "uint8_input")
 
 
@@ -83,6 +89,7 @@ def parse(text: str) -> Page:
 
 # ---------------------------------------------------------------- the statistics
 
+
 def test_find_steps_on_a_clean_step_and_on_noise():
     rng = np.random.default_rng(3)
     noise = 1 + 0.004 * rng.standard_normal(60)
@@ -131,6 +138,7 @@ def test_runs_of_one_commit_keep_their_saved_order_and_commits_sort_by_time(aa, 
 
 # ---------------------------------------------------------------- histories from real runs
 
+
 def test_planted_steps_are_found_at_their_run(aa, tmp_path):
     plant = {(n, "compute"): 1.03 for n in aa["runs"][0]["tests"]}
     plant.update({(n, "wall"): 1.10 for n in aa["runs"][0]["tests"]})
@@ -169,7 +177,8 @@ def test_real_ab_runs_show_the_planted_wall_step_and_nothing_else(tmp_path):
     assert change.good.run.commit == th.commit_id(0) and change.bad.run.commit == th.commit_id(1)
     assert trends.confirm_commands(change) == [
         f"trtbench ab --base {th.commit_id(0)} --head {th.commit_id(1)} -k 'test_approach[torch-fp16]'",
-        f"trtbench bisect --good {th.commit_id(0)} --bad {th.commit_id(1)} -k 'test_approach[torch-fp16]' --metric wall",
+        f"trtbench bisect --good {th.commit_id(0)} --bad {th.commit_id(1)} -k 'test_approach[torch-fp16]' "
+        "--metric wall",
     ]
 
 
@@ -178,8 +187,9 @@ def test_a_machine_change_splits_the_series_and_is_not_a_step(aa, tmp_path):
     new = dict(aa["machine_info"], nvidia_driver="580.159.04")
     first = th.resampled(aa, 30, seed=31, machine=old)
     # the new driver's GPU compute is 5% slower everywhere: a step of the machine, not of the code
-    second = th.resampled(aa, 30, seed=32, first_index=30, machine=new,
-                          plant={(n, "compute"): 1.05 for n in aa["runs"][0]["tests"]})
+    second = th.resampled(
+        aa, 30, seed=32, first_index=30, machine=new, plant={(n, "compute"): 1.05 for n in aa["runs"][0]["tests"]}
+    )
     th.write(tmp_path / "h200", first + second)
     result = judge(tmp_path, metrics=["compute"])
     assert [m[1] for m in result.machines] == ["580.95.05", "580.159.04"]
@@ -187,13 +197,21 @@ def test_a_machine_change_splits_the_series_and_is_not_a_step(aa, tmp_path):
     graph = next(s for s in result.series if s.test == name("cuda_graph"))
     assert [(g.machine, len(g.points), g.points[0].x) for g in graph.groups] == [(0, 30, 0), (1, 30, 30)]
     page = trends.page(result)
-    assert page.count("<rect ") == 2 * 12 and "M2: NVIDIA H200, driver 580.159.04" in page  # a band per machine and chart
+    assert (
+        page.count("<rect ") == 2 * 12 and "M2: NVIDIA H200, driver 580.159.04" in page
+    )  # a band per machine and chart
 
 
 def test_a_run_of_another_model_is_kept_apart(aa, tmp_path):
     docs = th.resampled(aa, 40, seed=41)
-    other = th.resampled(aa, 1, seed=42, first_index=20, machine=dict(aa["machine_info"], model="resnet50"),
-                         plant={(n, m): 3.0 for n in aa["runs"][0]["tests"] for m in ("compute", "wall")})
+    other = th.resampled(
+        aa,
+        1,
+        seed=42,
+        first_index=20,
+        machine=dict(aa["machine_info"], model="resnet50"),
+        plant={(n, m): 3.0 for n in aa["runs"][0]["tests"] for m in ("compute", "wall")},
+    )
     th.write(tmp_path / "h200", docs[:20] + other + docs[20:])
     result = judge(tmp_path, metrics=["compute", "wall"])
     assert result.changes == []
@@ -228,6 +246,7 @@ def test_a_dirty_run_after_the_step_gets_no_command(aa, tmp_path):
 
 # ---------------------------------------------------------------- the command
 
+
 def write_bad_files(folder: Path) -> dict[str, str]:
     """A corrupt run, a foreign JSON and a run of an old schema; what each must be left out with."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -235,8 +254,11 @@ def write_bad_files(folder: Path) -> dict[str, str]:
     (folder / "package.json").write_text(json.dumps({"name": "something-else", "version": "1.0.0"}))
     old = th.saved_run({"gpu_name": "NVIDIA H200", "trtbench_schema": 1}, 0, {})
     (folder / "0098_old.json").write_text(json.dumps(old))
-    return {"0099_corrupt.json": "not valid JSON", "package.json": "not a pytest-benchmark run",
-            "0098_old.json": "saved before per-round samples were recorded"}
+    return {
+        "0099_corrupt.json": "not valid JSON",
+        "package.json": "not a pytest-benchmark run",
+        "0098_old.json": "saved before per-round samples were recorded",
+    }
 
 
 def test_bad_files_are_left_out_one_line_each_and_the_rest_read(aa, tmp_path, capsys):
@@ -255,17 +277,27 @@ def test_bad_files_are_left_out_one_line_each_and_the_rest_read(aa, tmp_path, ca
     assert (tmp_path / "out" / "trends.md").read_text() in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["{missing}"], "STORAGE {missing}: not a folder"),
-    (["{empty}"], "STORAGE {empty}: no usable saved run among its 0 JSON file(s)"),
-    (["{bad}"], "STORAGE {bad}: no usable saved run among its 3 JSON file(s); left out: {bad}/0098_old.json: saved"),
-    (["{runs}", "--metric", "latency"], "--metric latency: not a metric; allowed: compute, wall, upload"),
-    (["{runs}", "-k", "*nothing*"], "-k *nothing*: matches none of the 12 tests"),
-    (["{runs}", "--min-runs", "2"], "--min-runs 2: too few; allowed: 6 or more"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["{missing}"], "STORAGE {missing}: not a folder"),
+        (["{empty}"], "STORAGE {empty}: no usable saved run among its 0 JSON file(s)"),
+        (
+            ["{bad}"],
+            "STORAGE {bad}: no usable saved run among its 3 JSON file(s); left out: {bad}/0098_old.json: saved",
+        ),
+        (["{runs}", "--metric", "latency"], "--metric latency: not a metric; allowed: compute, wall, upload"),
+        (["{runs}", "-k", "*nothing*"], "-k *nothing*: matches none of the 12 tests"),
+        (["{runs}", "--min-runs", "2"], "--min-runs 2: too few; allowed: 6 or more"),
+    ],
+)
 def test_unusable_input_is_refused_in_one_line(aa, tmp_path, capsys, argv, message):
-    where = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "bad": tmp_path / "bad",
-             "runs": tmp_path / "runs"}
+    where = {
+        "missing": tmp_path / "missing",
+        "empty": tmp_path / "empty",
+        "bad": tmp_path / "bad",
+        "runs": tmp_path / "runs",
+    }
     where["empty"].mkdir()
     write_bad_files(where["bad"])
     th.write(where["runs"], th.resampled(aa, 3, seed=71))
@@ -276,22 +308,45 @@ def test_unusable_input_is_refused_in_one_line(aa, tmp_path, capsys, argv, messa
 
 
 def test_the_command_runs_as_a_module(aa, tmp_path):
-    th.write(tmp_path / "runs", th.resampled(aa, 20, seed=81, plant={(name("cuda_graph"), "compute"): 1.03},
-                                             plant_at=10))
-    proc = subprocess.run([sys.executable, "-m", "trtbench", "trends", str(tmp_path / "runs"), "--out",
-                           str(tmp_path / "out"), "-k", "*cuda_graph]"], check=False, capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    th.write(
+        tmp_path / "runs", th.resampled(aa, 20, seed=81, plant={(name("cuda_graph"), "compute"): 1.03}, plant_at=10)
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trtbench",
+            "trends",
+            str(tmp_path / "runs"),
+            "--out",
+            str(tmp_path / "out"),
+            "-k",
+            "*cuda_graph]",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == ("## Trends: 1 change(s) in 20 runs of 1 machine(s), 1 tests x 5 metrics")
     assert "trtbench bisect --good" in proc.stdout and proc.stderr == ""
-    missing = subprocess.run([sys.executable, "-m", "trtbench", "trends", str(tmp_path / "nowhere")],
-                             check=False, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "trtbench", "trends", str(tmp_path / "nowhere")],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert missing.returncode == 2 and missing.stdout == ""
     refusal = f"error: STORAGE {tmp_path / 'nowhere'}: not a folder; give the folder of saved runs (e.g. .benchmarks)"
     assert missing.stderr.splitlines() == [refusal]
 
 
 # ---------------------------------------------------------------- the page
+
 
 def test_the_page_holds_a_chart_per_test_and_metric_and_the_changes(aa, tmp_path):
     plant = {(name("cuda_graph"), "compute"): 1.03, (name("pinned_memory"), "wall"): 1.10}
@@ -331,9 +386,23 @@ def test_the_page_opens_in_a_headless_browser(aa, tmp_path):
     page = trends.page(judge(tmp_path / "runs", metrics=["compute", "wall"]))
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", LOAD_PROBE + "</body>"))  # the page itself has no script
-    proc = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                           "--no-first-run", f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}", "--dump-dom",
-                           probe.as_uri()], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r"<title>opened in (\d+) ms, svg (\d+)</title>", proc.stdout)
     assert found, proc.stdout[:500] + proc.stderr[-2000:]
     assert int(found.group(2)) == 12 * 2 and int(found.group(1)) < 2000

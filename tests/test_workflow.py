@@ -38,6 +38,7 @@ INSTALL_HINT = "install the CPU requirements: python3 -m pip install -r requirem
 
 # ---------------------------------------------------------------------------- helpers
 
+
 def load(text: str) -> dict[str, Any]:
     """Parse workflow YAML as GitHub does (YAML 1.2: the key `on` stays a string).
 
@@ -74,11 +75,25 @@ def check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
 
 def zizmor(path: Path, persona: str = "regular") -> list[dict[str, Any]]:
     """zizmor's findings on one workflow, offline, ignoring any config or ignore comment."""
-    proc = run([tool("zizmor"), "--offline", "--no-config", "--no-ignores", "--persona", persona,
-                "--format", "json", "--color", "never", str(path)])
+    proc = run(
+        [
+            tool("zizmor"),
+            "--offline",
+            "--no-config",
+            "--no-ignores",
+            "--persona",
+            persona,
+            "--format",
+            "json",
+            "--color",
+            "never",
+            str(path),
+        ]
+    )
     # 0: no finding; 10-14: findings, by highest severity; anything else: zizmor itself failed
     assert proc.returncode == 0 or 10 <= proc.returncode <= 14, (
-        f"zizmor failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        f"zizmor failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    )
     try:
         findings = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -94,8 +109,7 @@ def severity(finding: dict[str, Any]) -> str:
 
 def describe(finding: dict[str, Any]) -> str:
     where = finding["locations"][0]["concrete"]["location"]["start_point"] if finding.get("locations") else {}
-    return (f"{finding['ident']} ({severity(finding)}): {finding['desc']}"
-            f" at line {where.get('row', -1) + 1}")
+    return f"{finding['ident']} ({severity(finding)}): {finding['desc']} at line {where.get('row', -1) + 1}"
 
 
 def steps(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -124,10 +138,14 @@ def job_runs(condition: str, event: str, same_repo: bool, ref: str = MAIN) -> bo
     """
     expr = " ".join(str(condition).split()).removeprefix("${{").removesuffix("}}")
     expr = expr.replace(FORK_GUARD, f" {same_repo} ")
-    expr = re.sub(r"github\.event_name\s*(==|!=)\s*'([\w-]+)'",
-                  lambda m: f" {(m.group(2) == event) == (m.group(1) == '==')} ", expr)
-    expr = re.sub(r"github\.ref\s*(==|!=)\s*'([\w/.-]+)'",
-                  lambda m: f" {(m.group(2) == ref) == (m.group(1) == '==')} ", expr)
+    expr = re.sub(
+        r"github\.event_name\s*(==|!=)\s*'([\w-]+)'",
+        lambda m: f" {(m.group(2) == event) == (m.group(1) == '==')} ",
+        expr,
+    )
+    expr = re.sub(
+        r"github\.ref\s*(==|!=)\s*'([\w/.-]+)'", lambda m: f" {(m.group(2) == ref) == (m.group(1) == '==')} ", expr
+    )
     expr = re.sub(r"!(?!=)", " not ", expr.replace("&&", " and ").replace("||", " or "))
     if not re.fullmatch(r"[\s()]*(?:(?:True|False|and|or|not)[\s()]*)*", expr):
         raise ValueError(f"condition not understood: {condition!r}")
@@ -175,8 +193,11 @@ def doc_problems(doc: dict[str, Any]) -> list[str]:
     for job_id, job in doc["jobs"].items():
         condition = " ".join(str(job.get("if", "")).split())
         try:
-            if "pull_request" in triggers and job_runs(condition, "pull_request", same_repo=True) \
-                    and FORK_GUARD not in condition:
+            if (
+                "pull_request" in triggers
+                and job_runs(condition, "pull_request", same_repo=True)
+                and FORK_GUARD not in condition
+            ):
                 problems.append(f"job {job_id}: runs pull requests without '{FORK_GUARD}' in its if")
             if job_runs(condition, "pull_request", same_repo=False):
                 problems.append(f"job {job_id}: runs a fork's pull request (if: {condition!r})")
@@ -196,8 +217,14 @@ def doc_problems(doc: dict[str, Any]) -> list[str]:
     if len(pytest_runs) != 1:
         problems.append(f"expected one pytest step, found {len(pytest_runs)}")
     for command in pytest_runs:
-        for flag in ('--backend "$BENCH_BACKEND"', "--regression-baseline latest", "--benchmark-autosave",
-                     "-p no:xdist", "--benchmark-json", "--engine-cache-dir"):
+        for flag in (
+            '--backend "$BENCH_BACKEND"',
+            "--regression-baseline latest",
+            "--benchmark-autosave",
+            "-p no:xdist",
+            "--benchmark-json",
+            "--engine-cache-dir",
+        ):
             if flag not in command:
                 problems.append(f"pytest step lacks {flag}")
 
@@ -215,8 +242,11 @@ def doc_problems(doc: dict[str, Any]) -> list[str]:
             condition = " ".join(str(step.get("if", "")).split())
             if not all(part in condition for part in MAIN_PUSH):
                 problems.append(f"{job_id}/{name}: saves history outside a push to main (if: {condition!r})")
-        if uses.startswith("actions/upload-artifact@") and ".benchmarks" in str(with_.get("path", "")) \
-                and with_.get("include-hidden-files") not in (True, "true"):
+        if (
+            uses.startswith("actions/upload-artifact@")
+            and ".benchmarks" in str(with_.get("path", ""))
+            and with_.get("include-hidden-files") not in (True, "true")
+        ):
             problems.append(f"{job_id}/{name}: .benchmarks/ is hidden and skipped without include-hidden-files")
     return problems
 
@@ -236,16 +266,21 @@ def history_problems(doc: dict[str, Any], writers: set[str]) -> list[str]:
         job = doc["jobs"][job_id]
         condition = " ".join(str(job.get("if", "")).split())
         try:
-            runs_for = {(event, ref): job_runs(condition, event, same_repo=True, ref=ref)
-                        for event in ("push", "workflow_dispatch", "pull_request")
-                        for ref in (MAIN, "refs/heads/feature")}
+            runs_for = {
+                (event, ref): job_runs(condition, event, same_repo=True, ref=ref)
+                for event in ("push", "workflow_dispatch", "pull_request")
+                for ref in (MAIN, "refs/heads/feature")
+            }
         except ValueError as exc:
             problems.append(f"job {job_id}: {exc}")
             continue
-        outside = sorted(f"{event} on {ref}" for (event, ref), runs in runs_for.items()
-                         if runs and (event, ref) != ("push", MAIN))
+        outside = sorted(
+            f"{event} on {ref}" for (event, ref), runs in runs_for.items() if runs and (event, ref) != ("push", MAIN)
+        )
         if outside or not runs_for[("push", MAIN)]:
-            problems.append(f"job {job_id}: writes the history outside a push to main ({', '.join(outside) or 'never'})")
+            problems.append(
+                f"job {job_id}: writes the history outside a push to main ({', '.join(outside) or 'never'})"
+            )
         if "benchmarks" not in ([job.get("needs")] if isinstance(job.get("needs"), str) else job.get("needs") or []):
             problems.append(f"job {job_id}: writes the history without needs: benchmarks (a failed run would be kept)")
         if "self-hosted" in str(job.get("runs-on", "")):
@@ -265,6 +300,7 @@ def text() -> str:
 
 
 # ---------------------------------------------------------------------------- the real file
+
 
 def test_workflow_matches_github_schema():
     proc = check_jsonschema(WORKFLOW)
@@ -294,8 +330,12 @@ def test_contract_sees_the_actual_steps(text):
     doc = load(text)
     assert set(doc["on"]) == {"push", "pull_request", "workflow_dispatch"}
     assert {ref.split("@")[0] for ref in uses_of(doc)} == {
-        "actions/checkout", "actions/cache/restore", "actions/cache/save", "actions/upload-artifact",
-        "actions/download-artifact"}
+        "actions/checkout",
+        "actions/cache/restore",
+        "actions/cache/save",
+        "actions/upload-artifact",
+        "actions/download-artifact",
+    }
     job = doc["jobs"]["benchmarks"]
     assert "self-hosted" in job["runs-on"] and job["timeout-minutes"] > 0
     assert doc["permissions"] == {"contents": "read"}
@@ -309,6 +349,7 @@ def test_contract_sees_the_actual_steps(text):
 
 # ---------------------------------------------------------------------------- negative controls
 
+
 def _first_checkout(text: str) -> str:
     match = re.search(r"actions/checkout@[0-9a-f]{40}( # v[\d.]+)?", text)
     assert match, "no pinned actions/checkout in the workflow"
@@ -320,8 +361,7 @@ def test_zizmor_flags_an_unpinned_copy(text, tmp_path):
     broken.write_text(text.replace(_first_checkout(text), "actions/checkout@v4", 1))
     findings = zizmor(broken)
     unpinned = [f for f in findings if f["ident"] == "unpinned-uses"]
-    assert unpinned and all(SEVERITY[severity(f)] > SEVERITY["low"] for f in unpinned), \
-        [describe(f) for f in findings]
+    assert unpinned and all(SEVERITY[severity(f)] > SEVERITY["low"] for f in unpinned), [describe(f) for f in findings]
     assert any("not pinned" in p for p in contract_problems(broken.read_text()))
 
 

@@ -34,8 +34,12 @@ def commit_id(index: int) -> str:
     return hashlib.sha1(f"commit {index}".encode()).hexdigest()
 
 
-def saved_run(machine: dict[str, Any], index: int, tests: dict[str, tuple[int, dict[str, list[float]]]],
-              commit_index: int | None = None) -> dict[str, Any]:
+def saved_run(
+    machine: dict[str, Any],
+    index: int,
+    tests: dict[str, tuple[int, dict[str, list[float]]]],
+    commit_index: int | None = None,
+) -> dict[str, Any]:
     """One run as pytest-benchmark saves it: run ``index`` of a history, of commit ``commit_index``
     (default: its own), one commit an hour."""
     commit_index = index if commit_index is None else commit_index
@@ -43,29 +47,66 @@ def saved_run(machine: dict[str, Any], index: int, tests: dict[str, tuple[int, d
     benchmarks = []
     for name, (batch, measured) in tests.items():
         wall = float(np.median(measured["wall"]))
-        benchmarks.append({
-            "group": None, "name": name, "fullname": f"benchmarks/test_approaches.py::{name}",
-            "params": {"case": name.split("[")[-1].rstrip("]")}, "param": name.split("[")[-1].rstrip("]"),
-            "extra_info": {"backend": "torch", "batch_size": batch, "batches": 10, "rounds": len(measured["wall"]),
-                           "samples": measured, "ms_per_batch": wall, "images_per_s": batch * 1000.0 / wall},
-            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 25, "max_time": 1.0,
-                        "min_time": 5e-06, "warmup": False},
-            "stats": {"min": wall / 1000, "max": wall / 1000, "mean": wall / 1000, "median": wall / 1000,
-                      "rounds": len(measured["wall"]), "iterations": 1},
-        })
+        benchmarks.append(
+            {
+                "group": None,
+                "name": name,
+                "fullname": f"benchmarks/test_approaches.py::{name}",
+                "params": {"case": name.split("[")[-1].rstrip("]")},
+                "param": name.split("[")[-1].rstrip("]"),
+                "extra_info": {
+                    "backend": "torch",
+                    "batch_size": batch,
+                    "batches": 10,
+                    "rounds": len(measured["wall"]),
+                    "samples": measured,
+                    "ms_per_batch": wall,
+                    "images_per_s": batch * 1000.0 / wall,
+                },
+                "options": {
+                    "disable_gc": False,
+                    "timer": "perf_counter",
+                    "min_rounds": 25,
+                    "max_time": 1.0,
+                    "min_time": 5e-06,
+                    "warmup": False,
+                },
+                "stats": {
+                    "min": wall / 1000,
+                    "max": wall / 1000,
+                    "mean": wall / 1000,
+                    "median": wall / 1000,
+                    "rounds": len(measured["wall"]),
+                    "iterations": 1,
+                },
+            }
+        )
     return {
         "machine_info": dict(machine),
-        "commit_info": {"id": commit_id(commit_index), "time": committed.isoformat(),
-                        "author_time": committed.isoformat(), "dirty": False, "project": "trt-pipeline-bench",
-                        "branch": "main"},
+        "commit_info": {
+            "id": commit_id(commit_index),
+            "time": committed.isoformat(),
+            "author_time": committed.isoformat(),
+            "dirty": False,
+            "project": "trt-pipeline-bench",
+            "branch": "main",
+        },
         "benchmarks": benchmarks,
         "datetime": (START + timedelta(hours=index, minutes=20)).isoformat(),
         "version": "5.1.0",
     }
 
 
-def resampled(data: dict[str, Any], runs: int, seed: int, plant: Plant | None = None, plant_at: int = 0,
-              copies: int = 1, first_index: int = 0, machine: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def resampled(
+    data: dict[str, Any],
+    runs: int,
+    seed: int,
+    plant: Plant | None = None,
+    plant_at: int = 0,
+    copies: int = 1,
+    first_index: int = 0,
+    machine: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """``runs`` saved runs drawn from the real runs in ``data``; ``plant`` multiplies samples from
     run ``plant_at`` (0-based) on; ``copies`` > 1 adds tests ``test_sweep[...-copyN]`` drawn apart."""
     rng = np.random.default_rng(seed)
@@ -85,7 +126,9 @@ def resampled(data: dict[str, Any], runs: int, seed: int, plant: Plant | None = 
                     values = np.asarray(test[metric])[picked]
                     factor = (plant or {}).get((name, metric), 1.0) if j >= plant_at else 1.0
                     measured[metric] = [round(float(v) * factor, 6) for v in values]
-                label = name if copy == 0 else name.replace("test_approach[", "test_sweep[").replace("]", f"-copy{copy}]")
+                label = (
+                    name if copy == 0 else name.replace("test_approach[", "test_sweep[").replace("]", f"-copy{copy}]")
+                )
                 tests[label] = (test["batch_size"], measured)
         docs.append(saved_run(machine or data["machine_info"], first_index + j, tests))
     return docs

@@ -40,8 +40,10 @@ def main() -> None:
     data = th.samples()
     names = list(data["runs"][0]["tests"])
     print(f"{args.histories} histories of {args.runs} runs each, step from run {args.at + 1} on (1-based)\n")
-    print("| test | metric | planted | found at the right run (+-1) | 2-5 runs off | farther | found at (median) "
-          "| size (median) | p (median) | noise (median) | smallest step it reports (median) |")
+    print(
+        "| test | metric | planted | found at the right run (+-1) | 2-5 runs off | farther | found at (median) "
+        "| size (median) | p (median) | noise (median) | smallest step it reports (median) |"
+    )
     print("|" + " --- |" * 11)
     for metric, factor in PLANTS:
         found: dict[str, list[trends.Change]] = {n: [] for n in names}
@@ -67,11 +69,17 @@ def main() -> None:
         for n in names:
             hits = found[n]
             noise_median = median(noise[n])
-            print(f"| {case_of(n)} | {metric} | {factor - 1:+.0%} | "
-                  f"{len(hits)} of {args.histories} | {near[n]} | {far[n]} | "
-                  + (f"{median([c.bad.x + 1 for c in hits]):g} | {median([c.step.ratio - 1 for c in hits]):+.1%} | "
-                     f"{median([c.step.p for c in hits]):.2g}" if hits else "- | - | -")
-                  + f" | {noise_median:.2%} | {trends.detectable_step(noise_median):.1%} |")
+            print(
+                f"| {case_of(n)} | {metric} | {factor - 1:+.0%} | "
+                f"{len(hits)} of {args.histories} | {near[n]} | {far[n]} | "
+                + (
+                    f"{median([c.bad.x + 1 for c in hits]):g} | {median([c.step.ratio - 1 for c in hits]):+.1%} | "
+                    f"{median([c.step.p for c in hits]):.2g}"
+                    if hits
+                    else "- | - | -"
+                )
+                + f" | {noise_median:.2%} | {trends.detectable_step(noise_median):.1%} |"
+            )
     if not args.aa:
         return
     reported = 0
@@ -85,8 +93,10 @@ def main() -> None:
         series += sum(len(s.groups) for s in result.series)
         for c in result.changes:
             print(f"A/A history {h}: {c.test} {c.metric} at run {c.bad.x + 1}: {trends.size_text(c)}, p={c.step.p:.2g}")
-    print(f"\nA/A: {args.histories} histories of {args.runs} runs, {series} series (test x metric): "
-          f"{reported} change(s) reported")
+    print(
+        f"\nA/A: {args.histories} histories of {args.runs} runs, {series} series (test x metric): "
+        f"{reported} change(s) reported"
+    )
 
 
 if __name__ == "__main__":

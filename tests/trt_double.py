@@ -65,10 +65,14 @@ import numpy as np
 
 MODES = {"10.x": "10.13.3", "11.x": "11.1.0"}  # mode -> the release whose API it follows
 ALIGNMENT = 256  # NvInferRuntime.h, setTensorAddress: "The pointer must have at least 256-byte alignment."
-LOGGER_WARNING = ("The logger passed into {what} differs from one already provided for an existing builder, "
-                  "runtime, or refitter. TensorRT maintains only a single logger pointer at any given time")
-STRONGLY_TYPED_FP16 = ("IBuilder::buildSerializedNetwork: Error Code 3: API Usage Error (Parameter check failed, "
-                       "condition: !config.getFlag(BuilderFlag::kFP16). )")
+LOGGER_WARNING = (
+    "The logger passed into {what} differs from one already provided for an existing builder, "
+    "runtime, or refitter. TensorRT maintains only a single logger pointer at any given time"
+)
+STRONGLY_TYPED_FP16 = (
+    "IBuilder::buildSerializedNetwork: Error Code 3: API Usage Error (Parameter check failed, "
+    "condition: !config.getFlag(BuilderFlag::kFP16). )"
+)
 UINT8_INTERMEDIATE = "TensorRT does not support UINT8 types for intermediate tensors!"
 
 
@@ -150,8 +154,13 @@ class Logger(ILogger):
 
 
 _ONNX_TYPES = {1: DataType.FLOAT, 10: DataType.HALF, 2: DataType.UINT8, 6: DataType.INT32, 7: DataType.INT64}
-_NUMPY = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.UINT8: np.uint8, DataType.INT32: np.int32,
-          DataType.INT64: np.int64}
+_NUMPY = {
+    DataType.FLOAT: np.float32,
+    DataType.HALF: np.float16,
+    DataType.UINT8: np.uint8,
+    DataType.INT32: np.int32,
+    DataType.INT64: np.int64,
+}
 
 
 def _handle(value: Any, call: str, param: str) -> int:
@@ -160,8 +169,10 @@ def _handle(value: Any, call: str, param: str) -> int:
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"{call}(): incompatible function arguments. The following argument types are supported:\n"
-                        f"    1. ({param}: int) -> bool\n\nInvoked with: {value!r}") from None
+        raise TypeError(
+            f"{call}(): incompatible function arguments. The following argument types are supported:\n"
+            f"    1. ({param}: int) -> bool\n\nInvoked with: {value!r}"
+        ) from None
 
 
 class Api:
@@ -176,8 +187,9 @@ class Api:
         self.logger: ILogger | None = None
         self.log: list[tuple[str, str]] = []
         self.BuilderFlag = BuilderFlag10 if self.major == 10 else BuilderFlag11
-        self.NetworkDefinitionCreationFlag = (NetworkDefinitionCreationFlag10 if self.major == 10
-                                              else NetworkDefinitionCreationFlag11)
+        self.NetworkDefinitionCreationFlag = (
+            NetworkDefinitionCreationFlag10 if self.major == 10 else NetworkDefinitionCreationFlag11
+        )
         self.PreviewFeature = PreviewFeature10 if self.major == 10 else PreviewFeature11
 
     def error(self, message: str) -> None:
@@ -216,6 +228,7 @@ class Dims(list):  # type: ignore[type-arg]
 
 
 # ---------------------------------------------------------------- build
+
 
 class _Tensor:
     def __init__(self, name: str, dtype: DataType, shape: list[int]) -> None:
@@ -286,9 +299,12 @@ def _uint8_intermediates(proto: Any) -> list[str]:
     graph = onnx.shape_inference.infer_shapes(proto).graph
     uint8 = {v.name for v in graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.UINT8}
     outputs = {o.name for o in graph.output}
-    return [f"In node {node.name} ({node.op_type}): UNSUPPORTED_NODE: Assertion failed: legalUINT8 && "
-            f"\"{UINT8_INTERMEDIATE}\"" for node in graph.node
-            if any(name in uint8 and name not in outputs for name in node.output)]
+    return [
+        f"In node {node.name} ({node.op_type}): UNSUPPORTED_NODE: Assertion failed: legalUINT8 && "
+        f'"{UINT8_INTERMEDIATE}"'
+        for node in graph.node
+        if any(name in uint8 and name not in outputs for name in node.output)
+    ]
 
 
 class IOptimizationProfile:
@@ -326,7 +342,9 @@ class IBuilderConfig:
 
     def set_flag(self, flag: Any) -> None:
         if not isinstance(flag, self.api.BuilderFlag):
-            raise TypeError(f"set_flag(): incompatible function arguments: {flag!r} is no BuilderFlag of {self.api.version}")
+            raise TypeError(
+                f"set_flag(): incompatible function arguments: {flag!r} is no BuilderFlag of {self.api.version}"
+            )
         self.flags.add(flag.name)
 
     def set_preview_feature(self, feature: Any, enable: bool) -> None:
@@ -377,8 +395,12 @@ class Builder:
             return None
         fp16 = "FP16" in config.flags or (network.strongly_typed and network.fp16_weights)
         desc = {
-            "double": self.api.version, "onnx_path": network.onnx_path, "onnx_sha256": network.onnx_sha256,
-            "fp16": fp16, "strongly_typed": network.strongly_typed, "flags": sorted(config.flags),
+            "double": self.api.version,
+            "onnx_path": network.onnx_path,
+            "onnx_sha256": network.onnx_sha256,
+            "fp16": fp16,
+            "strongly_typed": network.strongly_typed,
+            "flags": sorted(config.flags),
             "verbosity": config.profiling_verbosity.name,
             "io": [(t.name, "INPUT", t.dtype.name, t.shape) for t in network.inputs]
             + [(t.name, "OUTPUT", t.dtype.name, t.shape) for t in network.outputs],
@@ -396,6 +418,7 @@ class Builder10(Builder):
 
 
 # ---------------------------------------------------------------- run
+
 
 class Runtime:
     api: Api  # set per install
@@ -479,10 +502,18 @@ class IEngineInspector:
         ctx = self.execution_context
         bindings = []
         for name in self.engine.names:
-            shape = list(ctx.get_tensor_shape(name)) if ctx is not None and ctx.shapes_resolved() else \
-                self.engine.io[name][2]
-            bindings.append({"Name": name, "Dimensions": shape,
-                             "Format/Datatype": self.engine.io[name][1].name if ctx is not None else None})
+            shape = (
+                list(ctx.get_tensor_shape(name))
+                if ctx is not None and ctx.shapes_resolved()
+                else self.engine.io[name][2]
+            )
+            bindings.append(
+                {
+                    "Name": name,
+                    "Dimensions": shape,
+                    "Format/Datatype": self.engine.io[name][1].name if ctx is not None else None,
+                }
+            )
         return json.dumps({"Layers": ["(double)"], "Bindings": bindings})
 
 
@@ -571,8 +602,9 @@ class IExecutionContext:
             return False
         if stream == 0:
             self.api.log.append(("WARNING", "Using default stream in enqueueV3() may lead to performance issues"))
-        missing = [n for n in self.engine.names if n not in self.addresses] + \
-                  [n for n, (m, _, _) in self.engine.io.items() if m == TensorIOMode.INPUT and n not in self.input_shapes]
+        missing = [n for n in self.engine.names if n not in self.addresses] + [
+            n for n, (m, _, _) in self.engine.io.items() if m == TensorIOMode.INPUT and n not in self.input_shapes
+        ]
         if missing:  # "each input must have a non-null address and each output a non-null address"
             self.api.error(f"enqueueV3: address or shape not set for {missing}")
             return False
@@ -590,6 +622,7 @@ class IExecutionContext10(IExecutionContext):
 
 
 # ---------------------------------------------------------------- compute
+
 
 def _sample(ctx: IExecutionContext, name: str) -> tuple[tuple[int, ...], Any]:
     shape = tuple(ctx.get_tensor_shape(name))
@@ -626,7 +659,7 @@ class OrtOnFakeCuda:
             feeds = {n: host_array(io[n][1], *io[n][0]).copy() for n in inputs}
             if consumed:
                 self.runtime.events[consumed] = time.perf_counter()
-            for (name, value) in zip([o.name for o in session.get_outputs()], session.run(None, feeds)):
+            for name, value in zip([o.name for o in session.get_outputs()], session.run(None, feeds)):
                 np.copyto(host_array(io[name][1], *io[name][0]), value)
 
         if stream == 0:  # the legacy default stream: synchronous here
@@ -676,7 +709,9 @@ class TorchOnGpu:
 
         def view(name: str) -> Any:
             shape, dtype = _sample(ctx, name)
-            holder = types.SimpleNamespace(__cuda_array_interface__=cuda_array_interface(ctx.addresses[name], shape, dtype))
+            holder = types.SimpleNamespace(
+                __cuda_array_interface__=cuda_array_interface(ctx.addresses[name], shape, dtype)
+            )
             return torch.as_tensor(holder, device="cuda")
 
         module = self._module(ctx)
@@ -684,12 +719,17 @@ class TorchOnGpu:
             ctx.cache["pool"] = torch.cuda.MemPool()
         inputs = [n for n in ctx.engine.names if ctx.engine.io[n][0] == TensorIOMode.INPUT]
         outputs = [n for n in ctx.engine.names if ctx.engine.io[n][0] == TensorIOMode.OUTPUT]
-        with torch.cuda.use_mem_pool(ctx.cache["pool"]), torch.cuda.stream(torch.cuda.ExternalStream(stream)), \
-                torch.inference_mode():
+        with (
+            torch.cuda.use_mem_pool(ctx.cache["pool"]),
+            torch.cuda.stream(torch.cuda.ExternalStream(stream)),
+            torch.inference_mode(),
+        ):
             x = module.prepare(view(inputs[0]))  # a copy of the input: after it, the input is free
             if ctx.consumed_event:
-                cuda_call("cudaEventRecord", cudart.cudaEventRecord(cudart.cudaEvent_t(ctx.consumed_event),
-                                                                    cudart.cudaStream_t(stream)))
+                cuda_call(
+                    "cudaEventRecord",
+                    cudart.cudaEventRecord(cudart.cudaEvent_t(ctx.consumed_event), cudart.cudaStream_t(stream)),
+                )
             result = module.head(x)
             for name, value in zip(outputs, result if isinstance(result, tuple) else (result,)):
                 view(name).copy_(value)
@@ -702,9 +742,23 @@ def install(compute: Any, mode: str = "10.x") -> types.ModuleType:
     module.__version__ = api.version
     module.__is_contract_double__ = True
     module.api = api  # the double's own state (log, first logger): not part of tensorrt
-    for obj in (DataType, TensorIOMode, ProfilingVerbosity, LayerInformationFormat, ILogger, Logger, Dims,
-                OnnxParser, ICudaEngine, IExecutionContext, IEngineInspector, INetworkDefinition, IBuilderConfig,
-                IOptimizationProfile, ITimingCache):
+    for obj in (
+        DataType,
+        TensorIOMode,
+        ProfilingVerbosity,
+        LayerInformationFormat,
+        ILogger,
+        Logger,
+        Dims,
+        OnnxParser,
+        ICudaEngine,
+        IExecutionContext,
+        IEngineInspector,
+        INetworkDefinition,
+        IBuilderConfig,
+        IOptimizationProfile,
+        ITimingCache,
+    ):
         setattr(module, obj.__name__, obj)
     module.BuilderFlag = api.BuilderFlag
     module.NetworkDefinitionCreationFlag = api.NetworkDefinitionCreationFlag

@@ -22,8 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from trtbench.catalogue import approach, approach_of
 from trtbench.checkouts import Checkout
@@ -48,6 +49,7 @@ class Plan:
     cache: Path  # engines and references, keyed by content: shared by both sides
     out: Path
     env: dict[str, dict[str, str]]  # side label -> variables set for its processes only
+    metrics: tuple[str, ...] = tuple(GATED)  # what is decided (bisect follows one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,14 +108,29 @@ def process_env(checkout: Checkout, extra: dict[str, str]) -> dict[str, str]:
 
 def collect(checkout: Checkout, selection: str, plan_args: Sequence[str], env: dict[str, str]) -> list[str]:
     """The node ids the selection picks in a checkout's benchmarks."""
-    command = [sys.executable, "-m", "pytest", "benchmarks/test_approaches.py", "--collect-only", "-q",
-               "-p", "no:cacheprovider", f"--rootdir={checkout.root}", "-k", selection, *plan_args]
-    done = subprocess.run(command, cwd=checkout.root, env=process_env(checkout, env), capture_output=True, text=True,
-                          timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks/test_approaches.py",
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--rootdir={checkout.root}",
+        "-k",
+        selection,
+        *plan_args,
+    ]
+    done = subprocess.run(
+        command, cwd=checkout.root, env=process_env(checkout, env), capture_output=True, text=True, timeout=600
+    )
     ids = [line.strip() for line in done.stdout.splitlines() if "::" in line and not line.startswith(" ")]
     if done.returncode not in (0, 5) or (done.returncode == 0 and not ids):
-        raise Unusable(f"{checkout.label} ({checkout.describe()}): collecting the benchmarks failed (pytest exit "
-                       f"{done.returncode}): {_last_line(done.stdout + done.stderr)}")
+        raise Unusable(
+            f"{checkout.label} ({checkout.describe()}): collecting the benchmarks failed (pytest exit "
+            f"{done.returncode}): {_last_line(done.stdout + done.stderr)}"
+        )
     return [node for node in ids if runnable(node)]
 
 
@@ -143,16 +160,24 @@ def run_process(checkout: Checkout, number: int, plan: Plan, timeout_s: float) -
     log = folder / f"{number:04d}_{checkout.label}.log"
     with open(log, "w") as stream:
         try:
-            done = subprocess.run(process_command(checkout, plan.tests, out_json, plan), cwd=checkout.root,
-                                  env=process_env(checkout, plan.env.get(checkout.label, {})), stdout=stream,
-                                  stderr=subprocess.STDOUT, timeout=timeout_s)
+            done = subprocess.run(
+                process_command(checkout, plan.tests, out_json, plan),
+                cwd=checkout.root,
+                env=process_env(checkout, plan.env.get(checkout.label, {})),
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+            )
         except subprocess.TimeoutExpired:
-            raise Unusable(f"{checkout.label} process {number} ({checkout.describe()}) ran past {timeout_s:.0f} s; "
-                           f"log: {log}") from None
+            raise Unusable(
+                f"{checkout.label} process {number} ({checkout.describe()}) ran past {timeout_s:.0f} s; log: {log}"
+            ) from None
     text = log.read_text(errors="replace")
     if done.returncode != 0:
-        raise Unusable(f"{checkout.label} process {number} ({checkout.describe()}) failed (pytest exit "
-                       f"{done.returncode}): {_last_line(text)}; log: {log}")
+        raise Unusable(
+            f"{checkout.label} process {number} ({checkout.describe()}) failed (pytest exit "
+            f"{done.returncode}): {_last_line(text)}; log: {log}"
+        )
     try:
         run = SavedRun.load(out_json)
     except Malformed as exc:
@@ -162,8 +187,10 @@ def run_process(checkout: Checkout, number: int, plan: Plan, timeout_s: float) -
     if missing:
         skips = [x.strip() for x in text.splitlines() if x.startswith("SKIPPED")]
         why = f" ({skips[0]})" if skips else ""
-        raise Unusable(f"{checkout.label} process {number} ({checkout.describe()}) measured nothing of "
-                       f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}{why}; log: {log}")
+        raise Unusable(
+            f"{checkout.label} process {number} ({checkout.describe()}) measured nothing of "
+            f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}{why}; log: {log}"
+        )
     return run
 
 
@@ -178,7 +205,7 @@ def decide(gate: Gate, settings: Settings) -> list[Row]:
         name = _name(node)
         a_tests = [r.tests[name] for r in gate.runs["A"]]
         b_tests = [r.tests[name] for r in gate.runs["B"]]
-        for metric in GATED:
+        for metric in gate.plan.metrics:
             a = [statistics.median(s) for t in a_tests if (s := gated_samples(t, metric))]
             b = [statistics.median(s) for t in b_tests if (s := gated_samples(t, metric))]
             if len(a) < len(a_tests) or len(b) < len(b_tests) or not a:
@@ -211,13 +238,17 @@ def run_gate(gate: Gate, settings: Settings, say: Callable[[str], None] = print)
         elapsed = time.monotonic() - started
         mean_pair = statistics.mean(gate.pair_seconds)
         if pair == 0 and mean_pair * plan.min_pairs > plan.budget_s:
-            raise Unusable(f"--budget {plan.budget_s / 60:g} min is too small to decide: a pair of processes took "
-                           f"{mean_pair:.0f} s and a decision needs at least {plan.min_pairs} pairs; give --budget "
-                           f"{mean_pair * plan.min_pairs / 60 * 1.2:.0f} or more, or select fewer tests")
+            raise Unusable(
+                f"--budget {plan.budget_s / 60:g} min is too small to decide: a pair of processes took "
+                f"{mean_pair:.0f} s and a decision needs at least {plan.min_pairs} pairs; give --budget "
+                f"{mean_pair * plan.min_pairs / 60 * 1.2:.0f} or more, or select fewer tests"
+            )
         gate.rows = decide(gate, settings)
         open_rows = undecided(gate.rows)
-        say(f"pair {gate.pairs} ({' '.join(side_order(pair))}): {gate.pair_seconds[-1]:.0f} s; "
-            f"{len(open_rows)} of {len(gate.rows)} metrics undecided")
+        say(
+            f"pair {gate.pairs} ({' '.join(side_order(pair))}): {gate.pair_seconds[-1]:.0f} s; "
+            f"{len(open_rows)} of {len(gate.rows)} metrics undecided"
+        )
         if gate.pairs >= plan.min_pairs and not open_rows:
             gate.stopped_by = "every metric decided"
         elif gate.pairs >= plan.max_pairs:
@@ -242,9 +273,18 @@ def cells(row: Row) -> list[str]:
     d = row.decision
     interval = "-" if d.ci[0] != d.ci[0] else f"{d.ci[0]:+.1%}..{d.ci[1]:+.1%}"
     p = "-" if d.p_value != d.p_value else f"{d.p_value:.2g}"
-    return [row.test, row.metric, f"{statistics.median(d.a_values):.3f}", f"{statistics.median(d.b_values):.3f}",
-            f"{d.change:+.1%}", interval, p, f"{d.threshold:.1%}", f"{len(d.a_values)}+{len(d.b_values)}",
-            d.verdict]
+    return [
+        row.test,
+        row.metric,
+        f"{statistics.median(d.a_values):.3f}",
+        f"{statistics.median(d.b_values):.3f}",
+        f"{d.change:+.1%}",
+        interval,
+        p,
+        f"{d.threshold:.1%}",
+        f"{len(d.a_values)}+{len(d.b_values)}",
+        d.verdict,
+    ]
 
 
 def format_rows(rows: Sequence[Row], markdown: bool = False) -> str:
@@ -257,36 +297,69 @@ def verdict_line(rows: Sequence[Row]) -> str:
         return f"{len(bad)} regression(s): " + "; ".join(f"{r.test} {r.metric} {r.decision.reason}" for r in bad)
     open_rows = undecided(rows)
     if open_rows:
-        return (f"can't tell {len(open_rows)} metric(s) within the budget: "
-                + "; ".join(f"{r.test} {r.metric}: {r.decision.reason}" for r in open_rows))
+        return f"can't tell {len(open_rows)} metric(s) within the budget: " + "; ".join(
+            f"{r.test} {r.metric}: {r.decision.reason}" for r in open_rows
+        )
     return "no regression: every metric decided"
 
 
 # ---------------------------------------------------------------- what a gate leaves
 
+
 def summary_record(gate: Gate, shard: tuple[int, int] | None) -> dict[str, Any]:
     return {
-        "base": gate.base.sha or gate.base.describe(), "head": gate.head.sha or gate.head.describe(),
-        "shard": list(shard) if shard else None, "tests": list(gate.plan.tests), "pairs": gate.pairs,
-        "pair_seconds": gate.pair_seconds, "stopped_by": gate.stopped_by,
-        "machine": {k: v for k, v in (gate.runs["A"][0].machine if gate.runs["A"] else {}).items()
-                    if isinstance(v, (str, int, float))},
-        "rows": [{"test": r.test, "metric": r.metric, "verdict": r.verdict, "change": r.decision.change,
-                  "ci": list(r.decision.ci), "p": r.decision.p_value, "threshold": r.decision.threshold,
-                  "a": list(r.decision.a_values), "b": list(r.decision.b_values)} for r in gate.rows],
+        "base": gate.base.sha or gate.base.describe(),
+        "head": gate.head.sha or gate.head.describe(),
+        "shard": list(shard) if shard else None,
+        "tests": list(gate.plan.tests),
+        "pairs": gate.pairs,
+        "pair_seconds": gate.pair_seconds,
+        "stopped_by": gate.stopped_by,
+        "machine": {
+            k: v
+            for k, v in (gate.runs["A"][0].machine if gate.runs["A"] else {}).items()
+            if isinstance(v, (str, int, float))
+        },
+        "rows": [
+            {
+                "test": r.test,
+                "metric": r.metric,
+                "verdict": r.verdict,
+                "change": r.decision.change,
+                "ci": list(r.decision.ci),
+                "p": r.decision.p_value,
+                "threshold": r.decision.threshold,
+                "a": list(r.decision.a_values),
+                "b": list(r.decision.b_values),
+            }
+            for r in gate.rows
+        ],
     }
 
 
 def rows_of(record: dict[str, Any]) -> list[Row]:
-    return [Row(r["test"], r["metric"], ABDecision(r["verdict"], r["change"], tuple(r["ci"]), r["p"], r["threshold"],
-                                                   tuple(r["a"]), tuple(r["b"]))) for r in record["rows"]]
+    return [
+        Row(
+            r["test"],
+            r["metric"],
+            ABDecision(r["verdict"], r["change"], tuple(r["ci"]), r["p"], r["threshold"], tuple(r["a"]), tuple(r["b"])),
+        )
+        for r in record["rows"]
+    ]
 
 
 def markdown(gate: Gate, rows: Sequence[Row], picture: str | None) -> str:
-    lines = [f"## A/B: {gate.base.describe()} (A) vs {gate.head.describe()} (B)", "",
-             f"{gate.pairs} pairs of processes, alternating A B B A ...; {gate.stopped_by}; "
-             f"{sum(gate.pair_seconds) / 60:.1f} min.", "", format_rows(rows, markdown=True), "",
-             verdict_line(rows), ""]
+    lines = [
+        f"## A/B: {gate.base.describe()} (A) vs {gate.head.describe()} (B)",
+        "",
+        f"{gate.pairs} pairs of processes, alternating A B B A ...; {gate.stopped_by}; "
+        f"{sum(gate.pair_seconds) / 60:.1f} min.",
+        "",
+        format_rows(rows, markdown=True),
+        "",
+        verdict_line(rows),
+        "",
+    ]
     if picture:
         lines += [f"![per-process values]({picture})", ""]
     return "\n".join(lines)
@@ -301,8 +374,9 @@ def render_picture(rows: Sequence[Row], path: Path, title: str) -> None:
 
     tests = list(dict.fromkeys(r.test for r in rows))
     metrics = list(dict.fromkeys(r.metric for r in rows))
-    fig, axes = plt.subplots(len(tests), len(metrics), figsize=(5.2 * len(metrics), 1.25 + 1.05 * len(tests)),
-                             squeeze=False, sharex="col")
+    fig, axes = plt.subplots(
+        len(tests), len(metrics), figsize=(5.2 * len(metrics), 1.25 + 1.05 * len(tests)), squeeze=False, sharex="col"
+    )
     by_key = {(r.test, r.metric): r for r in rows}
     colors = {"ok": "#55a868", "faster": "#4c72b0", "REGRESSION": "#c44e52", "can't tell": "#dd8452"}
     for i, test in enumerate(tests):
@@ -321,8 +395,12 @@ def render_picture(rows: Sequence[Row], path: Path, title: str) -> None:
             ax.set_yticks([0, 1], ["B", "A"], fontsize=7)
             ax.set_ylim(-0.7, 1.7)
             ax.tick_params(axis="x", labelsize=7)
-            ax.set_title(f"{test.removeprefix('test_approach')} {metric}: {d.verdict} {d.change:+.1%}", fontsize=8,
-                         loc="left", color=colors[d.verdict])
+            ax.set_title(
+                f"{test.removeprefix('test_approach')} {metric}: {d.verdict} {d.change:+.1%}",
+                fontsize=8,
+                loc="left",
+                color=colors[d.verdict],
+            )
     for j in range(len(metrics)):
         axes[-1, j].set_xlabel("% from A's median (one dot per process; grey band: the threshold)", fontsize=8)
     fig.suptitle(title, fontsize=10, x=0.01, ha="left")
@@ -338,8 +416,9 @@ def write_outputs(gate: Gate, shard: tuple[int, int] | None) -> list[Path]:
     written = []
     picture = None
     if gate.rows:
-        render_picture(gate.rows, out / "ab.png", f"A {gate.base.describe()} vs B {gate.head.describe()}: "
-                                                  f"{gate.pairs} pairs")
+        render_picture(
+            gate.rows, out / "ab.png", f"A {gate.base.describe()} vs B {gate.head.describe()}: {gate.pairs} pairs"
+        )
         picture = "ab.png"
         written.append(out / "ab.png")
     (out / SUMMARY).write_text(json.dumps(summary_record(gate, shard), indent=1))
@@ -382,8 +461,9 @@ def merge(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[Row]]:
         raise Unusable(f"--merge: shards of different splits or given twice: {[r['shard'] for r in records]}")
     missing = sorted(set(range(1, total + 1)) - set(numbers))
     if missing:
-        raise Unusable(f"--merge: shard(s) {', '.join(f'{m}/{total}' for m in missing)} missing: a missing shard is "
-                       "no pass")
+        raise Unusable(
+            f"--merge: shard(s) {', '.join(f'{m}/{total}' for m in missing)} missing: a missing shard is no pass"
+        )
     for record in records[1:]:
         if (record["base"], record["head"]) != (records[0]["base"], records[0]["head"]):
             raise Unusable("--merge: shards compared different commits")

@@ -38,7 +38,9 @@ class ModelSpec:
         return (self.image_size, self.image_size, 3)
 
 
-def graph_io(spec: ModelSpec, variant: str) -> tuple[dict[str, tuple[Any, tuple[int, ...]]], dict[str, tuple[Any, tuple[int, ...]]]]:
+def graph_io(
+    spec: ModelSpec, variant: str
+) -> tuple[dict[str, tuple[Any, tuple[int, ...]]], dict[str, tuple[Any, tuple[int, ...]]]]:
     """Inputs and outputs of a graph variant: name -> (numpy dtype, shape after the batch)."""
     inputs = {INPUT_NAME: (np.dtype(np.uint8), spec.hwc) if variant == "uint8" else (np.dtype(np.float32), spec.chw)}
     outputs: dict[str, tuple[Any, tuple[int, ...]]] = {OUTPUT_NAME: (np.dtype(np.float32), (spec.num_classes,))}

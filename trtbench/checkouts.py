@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from trtbench.cli import Unusable
 
@@ -44,8 +44,11 @@ def commit(repo: Path, rev: str, option: str) -> str:
         sha = ""
     if not sha:
         raise Unusable(f"{option} {rev}: not a commit of this repository")
-    missing = [f for f in SUITE_FILES if subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{sha}:{f}"],
-                                                         capture_output=True).returncode != 0]
+    missing = [
+        f
+        for f in SUITE_FILES
+        if subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{sha}:{f}"], capture_output=True).returncode != 0
+    ]
     if missing:
         raise Unusable(f"{option} {rev}: holds no {missing[0]}: not a commit of this suite")
     return sha
@@ -65,8 +68,12 @@ def suite_folder(value: str | None) -> Path | None:
 def main_branch_base(repo: Path) -> str:
     """The merge base of HEAD and the main branch (what a pull request is compared with)."""
     for branch in MAIN_BRANCHES:
-        if subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", branch],
-                          capture_output=True).returncode == 0:
+        if (
+            subprocess.run(
+                ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", branch], capture_output=True
+            ).returncode
+            == 0
+        ):
             return git(repo, "merge-base", "HEAD", branch)
     raise Unusable(f"--base: no main branch found ({', '.join(MAIN_BRANCHES)}); name the base commit with --base")
 
@@ -78,8 +85,12 @@ def uncommitted_changes(repo: Path) -> list[str]:
 
 def commits_between(repo: Path, good: str, bad: str) -> list[str]:
     """The commits after ``good`` up to ``bad`` on the path between them, oldest first."""
-    if subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", good, bad],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["git", "-C", str(repo), "merge-base", "--is-ancestor", good, bad], capture_output=True
+        ).returncode
+        != 0
+    ):
         raise Unusable(f"--good {good[:12]} is not an ancestor of --bad {bad[:12]}: bisect needs good before bad")
     listed = git(repo, "rev-list", "--ancestry-path", "--reverse", f"{good}..{bad}")
     return listed.split() if listed else []
@@ -124,6 +135,7 @@ class WorktreeSet:
 
     def remove_all(self) -> None:
         for path in self.paths.values():
-            subprocess.run(["git", "-C", str(self.repo), "worktree", "remove", "--force", str(path)],
-                           capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(self.repo), "worktree", "remove", "--force", str(path)], capture_output=True
+            )
         self.paths.clear()

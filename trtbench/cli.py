@@ -16,8 +16,9 @@ import contextlib
 import importlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn
+from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1  # the check found what it guards against: a regression, a false alarm, a type error
@@ -25,9 +26,11 @@ EXIT_REFUSED = 2  # refused or unusable input (also argparse's usage errors)
 EXIT_UNCLEAR = 3  # can't tell: a change past its threshold that the samples cannot confirm
 EXIT_INTERNAL = 70  # a bug of ours (sysexits' EX_SOFTWARE)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
-EXIT_STATUSES = (f"exit status: {EXIT_OK} fine, {EXIT_REGRESSION} regression (or what the check guards against), "
-                 f"{EXIT_REFUSED} refused input, {EXIT_UNCLEAR} can't tell, {EXIT_INTERNAL} internal error, "
-                 f"{EXIT_INTERRUPTED} Ctrl-C")
+EXIT_STATUSES = (
+    f"exit status: {EXIT_OK} fine, {EXIT_REGRESSION} regression (or what the check guards against), "
+    f"{EXIT_REFUSED} refused input, {EXIT_UNCLEAR} can't tell, {EXIT_INTERNAL} internal error, "
+    f"{EXIT_INTERRUPTED} Ctrl-C"
+)
 
 SUBCOMMANDS = {  # name -> (module of trtbench.commands, what it does)
     "compare": ("compare", "compare two saved runs per test and metric (exit 1 on a regression)"),
@@ -80,8 +83,10 @@ def guarded(run: Callable[[], int]) -> int:
         print("interrupted (Ctrl-C): stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # one line, never a traceback
-        print(f"internal error: {type(exc).__name__}: {exc} (a bug: please report it with the command line)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (a bug: please report it with the command line)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 
@@ -95,14 +100,18 @@ class Parser(argparse.ArgumentParser):
 def build_parser(command: str | None) -> tuple[Parser, Parser | None]:
     """The command's parser and its ``command``'s: only that module is imported and given its
     arguments."""
-    parser = Parser(prog="trtbench", description="Judge, compare and explain runs of the TensorRT pipeline suite "
-                                                 "(the benchmarks themselves run under pytest).",
-                    epilog=EXIT_STATUSES)
+    parser = Parser(
+        prog="trtbench",
+        description="Judge, compare and explain runs of the TensorRT pipeline suite "
+        "(the benchmarks themselves run under pytest).",
+        epilog=EXIT_STATUSES,
+    )
     subcommands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
     chosen = None
     for name, (module_name, what) in SUBCOMMANDS.items():
-        sub = subcommands.add_parser(name, help=what, epilog=EXIT_STATUSES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = subcommands.add_parser(
+            name, help=what, epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         if name == command:
             module = importlib.import_module(f"trtbench.commands.{module_name}")
             sub.description = module.__doc__
@@ -113,7 +122,7 @@ def build_parser(command: str | None) -> tuple[Parser, Parser | None]:
 
 
 def dispatch(argv: list[str]) -> int:
-    own, passthrough = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    own, passthrough = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     parser, sub = build_parser(own[0] if own and own[0] in SUBCOMMANDS else None)
     args, unknown = parser.parse_known_args(own)
     if args.command is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import statistics
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from trtbench.catalogue import approach, approach_of
 from trtbench.cli import EXIT_OK, EXIT_REGRESSION, EXIT_UNCLEAR
@@ -45,12 +45,15 @@ def check_comparable(old: SavedRun, new: SavedRun) -> None:
     for field in ("gpu_name", "tensorrt", "model"):
         a, b = old.machine.get(field, "unknown"), new.machine.get(field, "unknown")
         if a != b:
-            raise Refused(f"refusing to compare: {field} differs ({old.path.name}: {a!r}, {new.path.name}: {b!r}); "
-                          "compare runs of the same GPU model, TensorRT version and model")
+            raise Refused(
+                f"refusing to compare: {field} differs ({old.path.name}: {a!r}, {new.path.name}: {b!r}); "
+                "compare runs of the same GPU model, TensorRT version and model"
+            )
     for name in old.tests.keys() & new.tests.keys():
         if old.tests[name].batch_size != new.tests[name].batch_size:
-            raise Refused(f"refusing to compare {name}: batch size {old.tests[name].batch_size} vs "
-                          f"{new.tests[name].batch_size}")
+            raise Refused(
+                f"refusing to compare {name}: batch size {old.tests[name].batch_size} vs {new.tests[name].batch_size}"
+            )
 
 
 def gated_samples(test: TestRecord, metric: str) -> Sequence[float] | None:
@@ -68,20 +71,28 @@ def _overlapping(test_name: str) -> bool:
         return False
 
 
-def compare(old: SavedRun, new: SavedRun, settings: Settings, history: Sequence[SavedRun] = (),
-            allow_missing: Iterable[str] = ()) -> list[Row]:
+def compare(
+    old: SavedRun,
+    new: SavedRun,
+    settings: Settings,
+    history: Sequence[SavedRun] = (),
+    allow_missing: Iterable[str] = (),
+) -> list[Row]:
     """Decide every gated metric of every test both runs measured. ``history``: earlier
     runs of the same GPU (``old`` among them) for the thresholds."""
     check_comparable(old, new)
     for run in (old, new):
         run.measured()
     patterns = list(allow_missing)
-    missing = sorted(n for n in old.tests.keys() - new.tests.keys()
-                     if not any(n == p or fnmatch.fnmatchcase(n, p) for p in patterns))  # names hold [ ]
+    missing = sorted(
+        n for n in old.tests.keys() - new.tests.keys() if not any(n == p or fnmatch.fnmatchcase(n, p) for p in patterns)
+    )  # names hold [ ]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise Refused(f"{new.path.name} lacks {len(missing)} test(s) that {old.path.name} measured: {shown}; "
-                      "if they were deselected on purpose, name them with --allow-missing PATTERN")
+        raise Refused(
+            f"{new.path.name} lacks {len(missing)} test(s) that {old.path.name} measured: {shown}; "
+            "if they were deselected on purpose, name them with --allow-missing PATTERN"
+        )
     comparable = [r for r in history if r.path != new.path and r.same(new, THRESHOLD_IDENTITY)]
     rows = []
     for name in sorted(old.tests.keys() & new.tests.keys()):
@@ -96,7 +107,9 @@ def compare(old: SavedRun, new: SavedRun, settings: Settings, history: Sequence[
                     threshold, source = wall, f"wall's, enqueue-bound; {wall_source}"
             rows.append(Row(name, metric, decide(a, b, threshold, settings.alpha), source))
     if not rows:
-        raise Refused(f"{old.path.name} and {new.path.name} measured no metric of any test in common: nothing to compare")
+        raise Refused(
+            f"{old.path.name} and {new.path.name} measured no metric of any test in common: nothing to compare"
+        )
     return rows
 
 
@@ -122,8 +135,10 @@ def exit_status(rows: list[Row]) -> int:
 
 def describe(row: Row) -> str:
     d = row.decision
-    return (f"{row.name} {GATED[row.metric]} {d.old_median:.3f} -> {d.new_median:.3f} ms ({d.change:+.1%}, "
-            f"threshold {d.threshold:.1%} from {row.threshold_source}; {d.reason})")
+    return (
+        f"{row.name} {GATED[row.metric]} {d.old_median:.3f} -> {d.new_median:.3f} ms ({d.change:+.1%}, "
+        f"threshold {d.threshold:.1%} from {row.threshold_source}; {d.reason})"
+    )
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool = False) -> str:
@@ -142,7 +157,15 @@ def format_table(rows: list[Row], markdown: bool = False) -> str:
     def cells(r: Row) -> list[str]:
         d = r.decision
         p = "-" if d.p_value is None else f"{d.p_value:.2g}"
-        return [r.name, r.metric, f"{d.old_median:.3f}", f"{d.new_median:.3f}", f"{d.change:+.1%}",
-                f"{d.threshold:.1%} ({r.threshold_source})", p, d.verdict]
+        return [
+            r.name,
+            r.metric,
+            f"{d.old_median:.3f}",
+            f"{d.new_median:.3f}",
+            f"{d.change:+.1%}",
+            f"{d.threshold:.1%} ({r.threshold_source})",
+            p,
+            d.verdict,
+        ]
 
     return table(header, [cells(r) for r in rows], markdown)

@@ -10,7 +10,8 @@ that would have passed (the worst value seen).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class ErrorStats:
     p99_abs: float
 
     @classmethod
-    def of(cls, out: np.ndarray, ref: np.ndarray) -> "ErrorStats":
+    def of(cls, out: np.ndarray, ref: np.ndarray) -> ErrorStats:
         if out.shape != ref.shape:
             raise ValueError(f"output shape {out.shape} differs from the reference's {ref.shape}")
         diff = out.astype(np.float64) - ref.astype(np.float64)
@@ -68,8 +69,9 @@ class ErrorStats:
         )
 
     @classmethod
-    def worst(cls, stats: Sequence["ErrorStats"]) -> "ErrorStats":
+    def worst(cls, stats: Sequence[ErrorStats]) -> ErrorStats:
         """Field by field, the largest over batches (NaN wins)."""
+
         def big(values: list[float]) -> float:
             arr = np.array(values)
             return float("nan") if np.isnan(arr).any() else float(arr.max())
@@ -102,7 +104,7 @@ def agreement(classes: np.ndarray, ref_logits: np.ndarray, k: int, margin: float
     ``margin`` x RMS(reference logits) of its k-th logit (a near-tie rounding may flip).
     An invalid class (the poison -1 of an unwritten batch) never agrees."""
     ref = ref_logits.astype(np.float64)
-    boundary = np.sort(ref, axis=1)[:, -k] - margin * float(np.sqrt(np.mean(ref ** 2)))
+    boundary = np.sort(ref, axis=1)[:, -k] - margin * float(np.sqrt(np.mean(ref**2)))
     valid = (classes >= 0) & (classes < ref.shape[1])
     picked = np.take_along_axis(ref, np.where(valid, classes, 0), axis=1)
     return float(np.mean(valid & (picked >= boundary[:, None])))
@@ -120,8 +122,9 @@ class BatchComparison:
 def compare_batch(out: PipelineOutputs, reference: dict[str, np.ndarray], tolerance: Tolerance) -> BatchComparison:
     ref_logits = reference[OUTPUT_NAME]
     if out.classes.shape != (len(ref_logits),) or out.max_probs.shape != (len(ref_logits),):
-        raise ValueError(f"{out.classes.shape} classes / {out.max_probs.shape} probabilities for a batch of "
-                         f"{len(ref_logits)}")
+        raise ValueError(
+            f"{out.classes.shape} classes / {out.max_probs.shape} probabilities for a batch of {len(ref_logits)}"
+        )
     ref_probs = softmax(ref_logits.astype(np.float64))
     logits = ErrorStats.of(out.logits, ref_logits)
     probs = ErrorStats.of(softmax(out.logits.astype(np.float64)), ref_probs)
@@ -178,8 +181,13 @@ class Comparison:
     @property
     def required(self) -> Tolerance:
         """The tolerance that would have passed: the worst value of each check."""
-        return Tolerance(rel_l2=self.rel_l2, top1=self.top1, top5=self.top5, prob_abs=self.prob_abs,
-                         tie_margin=self.tolerance.tie_margin)
+        return Tolerance(
+            rel_l2=self.rel_l2,
+            top1=self.top1,
+            top5=self.top5,
+            prob_abs=self.prob_abs,
+            tie_margin=self.tolerance.tie_margin,
+        )
 
     @property
     def worst_batch(self) -> int:
@@ -206,10 +214,12 @@ class Comparison:
     def describe(self) -> str:
         worst = self.batches[self.worst_batch]
         verdict = "; ".join(self.failures()) or "within every tolerance"
-        return (f"{verdict} ({self.precision}; worst batch {self.worst_batch} of {len(self.batches)}: "
-                f"relative L2 {worst.logits.rel_l2:.3g}, max |err| {worst.logits.max_abs:.3g}, "
-                f"top-1 {worst.top1:.2%}, top-5 {worst.top5:.2%}; would pass with rel. L2 <= {self.rel_l2:.3g}, "
-                f"top-1 >= {self.top1:.2%}, top-5 >= {self.top5:.2%}, prob. error <= {self.prob_abs:.3g})")
+        return (
+            f"{verdict} ({self.precision}; worst batch {self.worst_batch} of {len(self.batches)}: "
+            f"relative L2 {worst.logits.rel_l2:.3g}, max |err| {worst.logits.max_abs:.3g}, "
+            f"top-1 {worst.top1:.2%}, top-5 {worst.top5:.2%}; would pass with rel. L2 <= {self.rel_l2:.3g}, "
+            f"top-1 >= {self.top1:.2%}, top-5 >= {self.top5:.2%}, prob. error <= {self.prob_abs:.3g})"
+        )
 
     def as_extra_info(self) -> dict[str, Any]:
         return {
@@ -228,13 +238,17 @@ class Comparison:
                 "tolerance": dataclasses.asdict(self.tolerance),
                 "would_pass_with": dataclasses.asdict(self.required),
                 "worst_batch": self.worst_batch,
-                "per_batch": [{"rel_l2": b.logits.rel_l2, "max_abs": b.logits.max_abs, "top1": b.top1,
-                               "top5": b.top5} for b in self.batches],
+                "per_batch": [
+                    {"rel_l2": b.logits.rel_l2, "max_abs": b.logits.max_abs, "top1": b.top1, "top5": b.top5}
+                    for b in self.batches
+                ],
             },
         }
 
 
-def compare(outputs: Sequence[PipelineOutputs], references: Sequence[dict[str, np.ndarray]], precision: str) -> Comparison:
+def compare(
+    outputs: Sequence[PipelineOutputs], references: Sequence[dict[str, np.ndarray]], precision: str
+) -> Comparison:
     """Every batch's outputs against its reference. The classes checked are the ones the
     pipeline's own post-processing produced, so a batch post-processed from another
     batch's buffer fails even if the logits copy is right."""

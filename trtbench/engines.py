@@ -13,8 +13,9 @@ import hashlib
 import json
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from filelock import FileLock
 
@@ -42,7 +43,7 @@ class TrtCapabilities:
         return int(self.version.split(".")[0])
 
     @classmethod
-    def detect(cls, trt: Any) -> "TrtCapabilities":
+    def detect(cls, trt: Any) -> TrtCapabilities:
         preview = getattr(trt, "PreviewFeature", None)
         return cls(
             version=str(trt.__version__),
@@ -77,7 +78,8 @@ def profile_for_batch(batch: int, ranges: Sequence[tuple[int, int]]) -> int:
         if lo <= batch <= hi:
             return index
     raise EngineConfigError(
-        f"batch size {batch} is outside every optimization profile {[f'{lo}..{hi}' for lo, hi in ranges]}")
+        f"batch size {batch} is outside every optimization profile {[f'{lo}..{hi}' for lo, hi in ranges]}"
+    )
 
 
 def choose_fp16_path(caps: TrtCapabilities) -> str:
@@ -86,8 +88,10 @@ def choose_fp16_path(caps: TrtCapabilities) -> str:
     (deprecated since 10.12) lets TensorRT pick fp16 for layers the graph keeps in fp32, so
     an upgrade would change precision, not only kernels."""
     if caps.major < 10 and not caps.has_strongly_typed_flag:
-        raise EngineConfigError(f"TensorRT {caps.version} has no strongly typed networks; the suite builds fp16 "
-                                "engines strongly typed (TensorRT 10.x or 11.x)")
+        raise EngineConfigError(
+            f"TensorRT {caps.version} has no strongly typed networks; the suite builds fp16 "
+            "engines strongly typed (TensorRT 10.x or 11.x)"
+        )
     return "strongly_typed"
 
 
@@ -134,11 +138,14 @@ def engine_specs(
         else:
             profiles = wide
         specs[name] = EngineSpec(
-            name, precision, profiles,
+            name,
+            precision,
+            profiles,
             input_shape=(image_size, image_size, 3) if variant == "uint8" else (3, image_size, image_size),
             fp16_path=fp16_path if fp16 else None,
             profile_sharing_flag=name == "shared_profile" and needs_profile_sharing_flag(caps),
-            max_aux_streams=max_aux_streams, graph_variant=variant,
+            max_aux_streams=max_aux_streams,
+            graph_variant=variant,
             onnx_fp16=fp16,
         )
     return specs
@@ -149,8 +156,9 @@ def multi_profile_shapes(batch_size: int) -> tuple[tuple[int, int, int], tuple[i
     a small one around B/8 and a large one around B, never overlapping. At B = 128 they
     are the tutorial's [1, 16, 32] and [64, 128, 192]."""
     if batch_size < 2:
-        raise EngineConfigError(f"--batch-size {batch_size}: the multi-profile engine needs two batch sizes, "
-                                "so --batch-size >= 2")
+        raise EngineConfigError(
+            f"--batch-size {batch_size}: the multi-profile engine needs two batch sizes, so --batch-size >= 2"
+        )
     small = max(1, batch_size // 8)
     small_max = max(small, min(2 * small, batch_size - 1))
     large_min = max(small_max + 1, batch_size // 2)
@@ -163,19 +171,25 @@ def multi_profile_batches(batch_size: int) -> tuple[int, int]:
     return small[1], large[1]
 
 
-def cache_key(spec: EngineSpec, onnx_sha256: str, trt_version: str, gpu_name: str, compute_capability: str) -> dict[str, Any]:
+def cache_key(
+    spec: EngineSpec, onnx_sha256: str, trt_version: str, gpu_name: str, compute_capability: str
+) -> dict[str, Any]:
     """The full identity of an engine: model, TensorRT, GPU and every build option.
 
     Normalised through JSON (tuples become lists) so it compares equal to the recorded copy.
     """
-    key: dict[str, Any] = json.loads(json.dumps({
-        "schema": KEY_SCHEMA,
-        "onnx_sha256": onnx_sha256,
-        "tensorrt": trt_version,
-        "gpu_name": gpu_name,
-        "compute_capability": compute_capability,
-        "spec": dataclasses.asdict(spec),
-    }))
+    key: dict[str, Any] = json.loads(
+        json.dumps(
+            {
+                "schema": KEY_SCHEMA,
+                "onnx_sha256": onnx_sha256,
+                "tensorrt": trt_version,
+                "gpu_name": gpu_name,
+                "compute_capability": compute_capability,
+                "spec": dataclasses.asdict(spec),
+            }
+        )
+    )
     return key
 
 
@@ -242,7 +256,9 @@ class EngineCache:
             return CachedEngine(engine_path, data, key, built=True, build_seconds=seconds)
 
     @staticmethod
-    def _load_valid(engine_path: Path, meta_path: Path, key: dict[str, Any], validate: Callable[[bytes], str | None]) -> bytes | None:
+    def _load_valid(
+        engine_path: Path, meta_path: Path, key: dict[str, Any], validate: Callable[[bytes], str | None]
+    ) -> bytes | None:
         if not engine_path.exists():
             return None
         try:

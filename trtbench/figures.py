@@ -7,15 +7,17 @@ it has per-round samples only.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from trtbench.stats import summarize
 
 
-def timing_figures(samples: dict[str, list[float]], per_batch: dict[str, np.ndarray], images_per_round: int,
-                   batches: int) -> dict[str, Any]:
+def timing_figures(
+    samples: dict[str, list[float]], per_batch: dict[str, np.ndarray], images_per_round: int, batches: int
+) -> dict[str, Any]:
     """Medians, IQR, img/s and the trtexec-style breakdown of a test's timed rounds."""
     wall = np.asarray(samples["wall"], np.float64)
     q1, q3 = np.percentile(wall, [25, 75])

@@ -79,11 +79,15 @@ def _export(torch: Any, graph: Any, dummy: Any, tmp: Path, names: list[str]) -> 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            graph, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=names,
+            graph,
+            (dummy,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=names,
             dynamic_axes={n: {0: "nBatchSize"} for n in [INPUT_NAME, *names]},
-            opset_version=17, dynamo=False,
+            opset_version=17,
+            dynamo=False,
         )
-
 
 
 def cached_export(model: Any, spec: ModelSpec, folder: Path, variant: str, fp16: bool, weights: str) -> Path:
@@ -95,7 +99,9 @@ def cached_export(model: Any, spec: ModelSpec, folder: Path, variant: str, fp16:
 
     code = hashlib.sha256(Path(__file__).read_bytes() + Path(model_module.__file__).read_bytes()).hexdigest()
     key = json.dumps([spec.name, spec.image_size, weights, variant, fp16, torch.__version__, onnx.__version__, code])
-    path = folder / f"{spec.name}-{variant}{'-fp16' if fp16 else ''}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    path = (
+        folder / f"{spec.name}-{variant}{'-fp16' if fp16 else ''}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    )
     if path.is_file():
         try:
             onnx.checker.check_model(str(path))

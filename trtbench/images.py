@@ -50,7 +50,9 @@ def normalize(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
-def image_batches(seed: int, batch_size: int, batches: int, size: int, cache_dir: Path | None = None) -> list[np.ndarray]:
+def image_batches(
+    seed: int, batch_size: int, batches: int, size: int, cache_dir: Path | None = None
+) -> list[np.ndarray]:
     """The session's uint8 batches, cached on disk (generation takes ~10 ms an image)."""
     key = hashlib.sha256(json.dumps([seed, batch_size, batches, size, IMAGES_VERSION]).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"images-{key}.npy" if cache_dir is not None else None
@@ -67,4 +69,3 @@ def image_batches(seed: int, batch_size: int, batches: int, size: int, cache_dir
         np.save(buf, data)
         write_atomic(path, buf.getvalue())
     return list(data)
-

@@ -44,11 +44,24 @@ def model_spec(name: str) -> ModelSpec:
     """The model's identity and input size (224 unless the architecture needs another)."""
     names = classifier_names()
     if name not in names:
-        examples = ", ".join(n for n in ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0",
-                                         "convnext_tiny", "vit_b_16", "inception_v3") if n in names)
+        examples = ", ".join(
+            n
+            for n in (
+                "resnet18",
+                "resnet50",
+                "mobilenet_v3_large",
+                "efficientnet_b0",
+                "convnext_tiny",
+                "vit_b_16",
+                "inception_v3",
+            )
+            if n in names
+        )
         what = "not an image classifier" if name in torchvision.models.list_models() else "unknown"
-        raise ModelError(f"--model {name or repr(name)}: {what}; allowed: one of the {len(names)} classifiers of "
-                         f"torchvision.models, e.g. {examples}")
+        raise ModelError(
+            f"--model {name or repr(name)}: {what}; allowed: one of the {len(names)} classifiers of "
+            f"torchvision.models, e.g. {examples}"
+        )
     if name.startswith("vit_"):
         return ModelSpec(name, 224)  # a ViT built without weights takes 224 (its DEFAULT weights' size may differ)
     try:  # metadata only, nothing downloaded: inception_v3 needs 299
@@ -77,8 +90,10 @@ def weights_identity(weights: Path | None) -> str:
     if weights is not None:
         return f"sha256:{file_sha256(weights)[:16]}"  # of the file: the same tensors saved twice may differ
     # the calibration's numerics follow torch, as the calibrated-weights cache key does
-    return (f"seeded:{WEIGHTS_SEED}:calibration-v{CALIBRATION_VERSION}:torch-{torch.__version__}"
-            f":torchvision-{torchvision.__version__}")
+    return (
+        f"seeded:{WEIGHTS_SEED}:calibration-v{CALIBRATION_VERSION}:torch-{torch.__version__}"
+        f":torchvision-{torchvision.__version__}"
+    )
 
 
 def build_model(spec: ModelSpec, weights_state: dict[str, Any] | None = None, cache_dir: Path | None = None) -> Any:
@@ -91,8 +106,19 @@ def build_model(spec: ModelSpec, weights_state: dict[str, Any] | None = None, ca
         return model.eval()
     cached = None
     if cache_dir is not None:
-        tag = json.dumps([spec.name, spec.image_size, WEIGHTS_SEED, CALIBRATION_SEED, CALIBRATION_IMAGES,
-                          CALIBRATION_VERSION, IMAGES_VERSION, torch.__version__, torchvision.__version__])
+        tag = json.dumps(
+            [
+                spec.name,
+                spec.image_size,
+                WEIGHTS_SEED,
+                CALIBRATION_SEED,
+                CALIBRATION_IMAGES,
+                CALIBRATION_VERSION,
+                IMAGES_VERSION,
+                torch.__version__,
+                torchvision.__version__,
+            ]
+        )
         cached = Path(cache_dir) / f"model-{spec.name}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.pt"
         if cached.is_file():
             try:
@@ -184,23 +210,35 @@ def load_weights(spec: ModelSpec, path: Path) -> dict[str, Any]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         kind = type(exc).__name__
-        raise ModelError(f"--weights {path}: not a file torch.load can read ({kind}); "
-                         f"expected a {spec.name} state dict saved with torch.save") from None
+        raise ModelError(
+            f"--weights {path}: not a file torch.load can read ({kind}); "
+            f"expected a {spec.name} state dict saved with torch.save"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelError(f"--weights {path}: holds a {type(state).__name__}, not a state dict of tensors; "
-                         f"expected a {spec.name} state dict")
+        raise ModelError(
+            f"--weights {path}: holds a {type(state).__name__}, not a state dict of tensors; "
+            f"expected a {spec.name} state dict"
+        )
     expected = _construct(spec.name).state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and (tuple(state[k].shape) != tuple(expected[k].shape) or
-                                                    state[k].is_floating_point() != expected[k].is_floating_point())]
+    wrong = [
+        k
+        for k in expected
+        if k in state
+        and (
+            tuple(state[k].shape) != tuple(expected[k].shape)
+            or state[k].is_floating_point() != expected[k].is_floating_point()
+        )
+    ]
     if missing or unexpected or wrong:
+
         def first(keys: list[str]) -> str:
             return f" ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})" if keys else ""
 
         raise ModelError(
             f"--weights {path}: a state dict of {len(state)} tensors that does not fit {spec.name} "
             f"({len(expected)} tensors): {len(missing)} missing{first(missing)}, "
-            f"{len(unexpected)} unexpected{first(unexpected)}, {len(wrong)} of another shape or type{first(wrong)}")
+            f"{len(unexpected)} unexpected{first(unexpected)}, {len(wrong)} of another shape or type{first(wrong)}"
+        )
     return state
-

@@ -7,7 +7,7 @@ backend and one batch size.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from trtbench.catalogue import CHAIN
 
@@ -50,10 +50,10 @@ def check_ordering(figures: Iterable[Figure], batch_size: int, tolerance: float 
     verdicts: list[Verdict] = []
     for backend in sorted({b for b, _, _ in figs}):
 
-        def get(case: str, batch: int = batch_size) -> Figure | None:
+        def get(case: str, batch: int = batch_size, backend: str = backend) -> Figure | None:
             return figs.get((backend, case, batch))
 
-        def missing(rule: str, *needed: str) -> Verdict:
+        def missing(rule: str, *needed: str, backend: str = backend) -> Verdict:
             return Verdict(rule, backend, None, f"{rule}: not measured ({', '.join(needed)})")
 
         for slower_ok, faster in zip(CHAIN, CHAIN[1:]):
@@ -64,23 +64,46 @@ def check_ordering(figures: Iterable[Figure], batch_size: int, tolerance: float 
                 continue
             change = b.batch_ms / a.batch_ms - 1
             ok = change <= tolerance
-            verdicts.append(Verdict(rule, backend, ok,
-                f"{faster} {b.batch_ms:.3f} ms vs {slower_ok} {a.batch_ms:.3f} ms per batch "
-                f"({change:+.1%}, tolerance +{tolerance:.0%})", chain_step=(slower_ok, faster)))
+            verdicts.append(
+                Verdict(
+                    rule,
+                    backend,
+                    ok,
+                    f"{faster} {b.batch_ms:.3f} ms vs {slower_ok} {a.batch_ms:.3f} ms per batch "
+                    f"({change:+.1%}, tolerance +{tolerance:.0%})",
+                    chain_step=(slower_ok, faster),
+                )
+            )
 
         for rule, slow_case, fast_case, needed, what in (
-            (f"pinned upload at least {PINNED_UPLOAD_SPEEDUP:g}x faster than pageable", "reuse_buffers",
-             "pinned_memory", PINNED_UPLOAD_SPEEDUP, ("pageable", "pinned")),
-            (f"uint8 upload at least {UINT8_UPLOAD_SPEEDUP:g}x faster than fp32 pinned", "gpu_postprocess",
-             "uint8_input", UINT8_UPLOAD_SPEEDUP, ("fp32 pinned", "uint8 pinned")),
+            (
+                f"pinned upload at least {PINNED_UPLOAD_SPEEDUP:g}x faster than pageable",
+                "reuse_buffers",
+                "pinned_memory",
+                PINNED_UPLOAD_SPEEDUP,
+                ("pageable", "pinned"),
+            ),
+            (
+                f"uint8 upload at least {UINT8_UPLOAD_SPEEDUP:g}x faster than fp32 pinned",
+                "gpu_postprocess",
+                "uint8_input",
+                UINT8_UPLOAD_SPEEDUP,
+                ("fp32 pinned", "uint8 pinned"),
+            ),
         ):
             slow, fast = get(slow_case), get(fast_case)
             if slow is None or fast is None or slow.upload_ms is None or fast.upload_ms is None:
                 verdicts.append(missing(rule, slow_case, fast_case))
                 continue
             speedup = slow.upload_ms / fast.upload_ms
-            verdicts.append(Verdict(rule, backend, speedup >= needed,
-                f"upload {what[0]} {slow.upload_ms:.3f} ms vs {what[1]} {fast.upload_ms:.3f} ms ({speedup:.2f}x)"))
+            verdicts.append(
+                Verdict(
+                    rule,
+                    backend,
+                    speedup >= needed,
+                    f"upload {what[0]} {slow.upload_ms:.3f} ms vs {what[1]} {fast.upload_ms:.3f} ms ({speedup:.2f}x)",
+                )
+            )
 
         for rule, slow_case, fast_case, batch in (
             ("fp16 faster than fp32", "pinned_memory", "fp16", batch_size),
@@ -91,9 +114,15 @@ def check_ordering(figures: Iterable[Figure], batch_size: int, tolerance: float 
             if slow is None or fast is None:
                 verdicts.append(missing(rule, f"{slow_case}@{batch}", f"{fast_case}@{batch}"))
                 continue
-            verdicts.append(Verdict(rule, backend, fast.batch_ms < slow.batch_ms,
-                f"{fast_case} {fast.batch_ms:.3f} ms vs {slow_case} {slow.batch_ms:.3f} ms per batch "
-                f"at batch {batch} ({slow.batch_ms / fast.batch_ms:.2f}x)"))
+            verdicts.append(
+                Verdict(
+                    rule,
+                    backend,
+                    fast.batch_ms < slow.batch_ms,
+                    f"{fast_case} {fast.batch_ms:.3f} ms vs {slow_case} {slow.batch_ms:.3f} ms per batch "
+                    f"at batch {batch} ({slow.batch_ms / fast.batch_ms:.2f}x)",
+                )
+            )
 
         rule = "multi_profile not slower than one profile on the small batches"
         two, one = get("multi_profile-two_profiles"), get("multi_profile-one_profile")
@@ -101,16 +130,24 @@ def check_ordering(figures: Iterable[Figure], batch_size: int, tolerance: float 
             verdicts.append(missing(rule, "multi_profile-two_profiles", "multi_profile-one_profile"))
         else:
             change = two.small_batch_gpu_ms / one.small_batch_gpu_ms - 1
-            verdicts.append(Verdict(rule, backend, change <= tolerance,
-                f"small batches: two profiles {two.small_batch_gpu_ms:.3f} ms vs one profile "
-                f"{one.small_batch_gpu_ms:.3f} ms GPU ({change:+.1%}, tolerance +{tolerance:.0%})"))
+            verdicts.append(
+                Verdict(
+                    rule,
+                    backend,
+                    change <= tolerance,
+                    f"small batches: two profiles {two.small_batch_gpu_ms:.3f} ms vs one profile "
+                    f"{one.small_batch_gpu_ms:.3f} ms GPU ({change:+.1%}, tolerance +{tolerance:.0%})",
+                )
+            )
     return verdicts
 
 
 PairMeasure = Callable[[str, str, str], tuple[float, float]]
 
 
-def confirm_chain_failures(verdicts: list[Verdict], measure: PairMeasure, tolerance: float = DEFAULT_TOLERANCE) -> list[Verdict]:
+def confirm_chain_failures(
+    verdicts: list[Verdict], measure: PairMeasure, tolerance: float = DEFAULT_TOLERANCE
+) -> list[Verdict]:
     """Re-judge each failed chain step on an interleaved re-measurement of the pair.
 
     Two benchmarks run one after the other see different host conditions; where a step's
@@ -128,9 +165,16 @@ def confirm_chain_failures(verdicts: list[Verdict], measure: PairMeasure, tolera
         before, after = v.chain_step
         a_ms, b_ms = measure(v.backend, before, after)
         change = b_ms / a_ms - 1
-        judged.append(dataclasses.replace(v, ok=change <= tolerance, message=(
-            f"{v.message}; interleaved re-measurement: {after} {b_ms:.3f} ms vs {before} {a_ms:.3f} ms "
-            f"per batch ({change:+.1%})")))
+        judged.append(
+            dataclasses.replace(
+                v,
+                ok=change <= tolerance,
+                message=(
+                    f"{v.message}; interleaved re-measurement: {after} {b_ms:.3f} ms vs {before} {a_ms:.3f} ms "
+                    f"per batch ({change:+.1%})"
+                ),
+            )
+        )
     return judged
 
 

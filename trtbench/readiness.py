@@ -30,10 +30,17 @@ TABLE_PATH = Path(__file__).parent / "data" / "onnx_tensorrt_operators.toml"
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # ONNX element types by the names docs/operators.md uses
 TYPE_NAMES = {
-    onnx.TensorProto.FLOAT: "FP32", onnx.TensorProto.FLOAT16: "FP16", onnx.TensorProto.BFLOAT16: "BF16",
-    onnx.TensorProto.DOUBLE: "DOUBLE", onnx.TensorProto.INT8: "INT8", onnx.TensorProto.UINT8: "UINT8",
-    onnx.TensorProto.INT32: "INT32", onnx.TensorProto.INT64: "INT64", onnx.TensorProto.BOOL: "BOOL",
-    onnx.TensorProto.FLOAT8E4M3FN: "FP8", onnx.TensorProto.INT4: "INT4",
+    onnx.TensorProto.FLOAT: "FP32",
+    onnx.TensorProto.FLOAT16: "FP16",
+    onnx.TensorProto.BFLOAT16: "BF16",
+    onnx.TensorProto.DOUBLE: "DOUBLE",
+    onnx.TensorProto.INT8: "INT8",
+    onnx.TensorProto.UINT8: "UINT8",
+    onnx.TensorProto.INT32: "INT32",
+    onnx.TensorProto.INT64: "INT64",
+    onnx.TensorProto.BOOL: "BOOL",
+    onnx.TensorProto.FLOAT8E4M3FN: "FP8",
+    onnx.TensorProto.INT4: "INT4",
 }
 UINT8_ALLOWED = "a UINT8 network input feeds Cast nodes directly, a UINT8 tensor made by a node is a network output"
 
@@ -135,8 +142,14 @@ def problems(model: onnx.ModelProto | str | Path) -> list[Problem]:
     found: list[Problem] = []
     opset = next((o.version for o in proto.opset_import if o.domain in DEFAULT_DOMAINS), None)
     if opset is None or not rules["opset_min"] <= opset <= rules["opset_max"]:
-        found.append(Problem("(model)", "opset_import", f"default-domain opset {opset}; allowed: opset "
-                             f"{rules['opset_min']} to {rules['opset_max']} ({source()})"))
+        found.append(
+            Problem(
+                "(model)",
+                "opset_import",
+                f"default-domain opset {opset}; allowed: opset "
+                f"{rules['opset_min']} to {rules['opset_max']} ({source()})",
+            )
+        )
         opset = opset or rules["opset_max"]
     types = _types(proto)
     graph_inputs = {i.name for i in proto.graph.input}
@@ -148,11 +161,20 @@ def problems(model: onnx.ModelProto | str | Path) -> list[Problem]:
     return found
 
 
-def _node_problem(node: onnx.NodeProto, opset: int, types: dict[str, int], graph_inputs: set[str],
-                  graph_outputs: set[str], operators: dict[str, list[str]], unsupported: set[str]) -> str | None:
+def _node_problem(
+    node: onnx.NodeProto,
+    opset: int,
+    types: dict[str, int],
+    graph_inputs: set[str],
+    graph_outputs: set[str],
+    operators: dict[str, list[str]],
+    unsupported: set[str],
+) -> str | None:
     if node.domain not in DEFAULT_DOMAINS:
-        return (f"operator of domain {node.domain!r} (a plugin); allowed: the default ONNX domain, the suite "
-                "registers no plugins")
+        return (
+            f"operator of domain {node.domain!r} (a plugin); allowed: the default ONNX domain, the suite "
+            "registers no plugins"
+        )
     if node.op_type not in operators:
         why = "listed as not supported by" if node.op_type in unsupported else "not in the operator table of"
         return f"{why} TensorRT's ONNX parser; allowed: the {len(operators)} operators of {source()}"

@@ -8,8 +8,8 @@ import dataclasses
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -36,7 +36,9 @@ def run_onnxruntime(onnx_path: Path, batches: Sequence[np.ndarray]) -> list[dict
     return [dict(zip(names, session.run(names, {INPUT_NAME: x}))) for x in batches]
 
 
-def reference_outputs(onnx_path: Path, batches: Sequence[np.ndarray], cache_dir: Path) -> tuple[list[dict[str, np.ndarray]], bool]:
+def reference_outputs(
+    onnx_path: Path, batches: Sequence[np.ndarray], cache_dir: Path
+) -> tuple[list[dict[str, np.ndarray]], bool]:
     """ONNX Runtime CPU outputs (every output of the graph) for exactly these batches,
     cached under (the ONNX file's hash, the inputs' hash): a reference of another model,
     graph or data is never reused. Returns (outputs, whether they came from the cache)."""
@@ -66,7 +68,7 @@ class Discrimination:
     image_dependent_share: float  # ||y - batch mean(y)|| / ||y||
 
     @classmethod
-    def of(cls, logits: np.ndarray) -> "Discrimination":
+    def of(cls, logits: np.ndarray) -> Discrimination:
         y = logits.astype(np.float64)
         share = float(np.linalg.norm(y - y.mean(axis=0)) / np.linalg.norm(y))
         return cls(len(y), len(np.unique(y.argmax(axis=1))), share)
@@ -78,11 +80,15 @@ class Discrimination:
 
     def as_record(self) -> dict[str, float | int]:
         """What a saved run records of it."""
-        return {"batch": self.batch, "distinct_classes": self.distinct_classes,
-                "image_dependent_share": self.image_dependent_share}
+        return {
+            "batch": self.batch,
+            "distinct_classes": self.distinct_classes,
+            "image_dependent_share": self.image_dependent_share,
+        }
 
     def describe(self) -> str:
-        return (f"{self.distinct_classes} distinct top-1 classes in a batch of {self.batch}, image-dependent "
-                f"share of the logits {self.image_dependent_share:.1%} (targets: >= "
-                f"{min(MIN_DISTINCT_CLASSES_AT_128, self.batch // 2)} and >= {MIN_IMAGE_DEPENDENT_SHARE:.0%})")
-
+        return (
+            f"{self.distinct_classes} distinct top-1 classes in a batch of {self.batch}, image-dependent "
+            f"share of the logits {self.image_dependent_share:.1%} (targets: >= "
+            f"{min(MIN_DISTINCT_CLASSES_AT_128, self.batch // 2)} and >= {MIN_IMAGE_DEPENDENT_SHARE:.0%})"
+        )

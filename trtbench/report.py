@@ -17,8 +17,13 @@ from typing import Any
 from trtbench.catalogue import NAMES
 from trtbench.runs import MACHINE_FIELDS, SavedRun
 
-SPAN_COLORS = {"upload": "#4c72b0", "compute": "#dd8452", "download": "#55a868", "enqueue": "#8c8c8c",
-               "postprocess": "#8172b3"}
+SPAN_COLORS = {
+    "upload": "#4c72b0",
+    "compute": "#dd8452",
+    "download": "#55a868",
+    "enqueue": "#8c8c8c",
+    "postprocess": "#8172b3",
+}
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -62,40 +67,58 @@ def render_markdown(run: SavedRun, pictures: list[str]) -> str:
     lines += ["| machine | |", "| --- | --- |"] + [f"| {f} | {machine.get(f, '?')} |" for f in MACHINE_FIELDS] + [""]
     found = run.discrimination
     if found:
-        lines += [f"Correctness power: {found['distinct_classes']} distinct top-1 classes in a batch of "
-                  f"{found['batch']}, image-dependent share of the logits {found['image_dependent_share']:.1%}.", ""]
+        lines += [
+            f"Correctness power: {found['distinct_classes']} distinct top-1 classes in a batch of "
+            f"{found['batch']}, image-dependent share of the logits {found['image_dependent_share']:.1%}.",
+            "",
+        ]
     for backend, rows in load_rows(run).items():
         base = {r["batch_size"]: r["ms_per_batch"] for r in rows if r["case"] == "baseline"}
-        lines += [f"## {backend}", "",
-                  "| approach | batch | ms/batch (IQR) | img/s | speedup vs baseline | floor ms (x) | GPU compute ms "
-                  "| upload ms | download ms | enqueue ms | p99 latency ms | rel. L2 err | top-1 | top-5 | peak MB |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## {backend}",
+            "",
+            "| approach | batch | ms/batch (IQR) | img/s | speedup vs baseline | floor ms (x) | GPU compute ms "
+            "| upload ms | download ms | enqueue ms | p99 latency ms | rel. L2 err | top-1 | top-5 | peak MB |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in rows:
             ref = base.get(r["batch_size"])
             speedup = f"{ref / r['ms_per_batch']:.2f}x" if ref else "-"
             floor = r.get("floor") or {}
             floor_cell = f"{floor['floor_ms']:.3f} ({r['ms_per_batch'] / floor['floor_ms']:.2f}x)" if floor else "-"
             lines.append(
-                f"| {r['case']} | {r['batch_size']} | {r['ms_per_batch']:.3f} ({_fmt(r.get('ms_per_batch_iqr'), '.3f')}) "
+                f"| {r['case']} | {r['batch_size']} "
+                f"| {r['ms_per_batch']:.3f} ({_fmt(r.get('ms_per_batch_iqr'), '.3f')}) "
                 f"| {_fmt(r.get('images_per_s'), ',.0f')} | {speedup} | {floor_cell} "
                 f"| {_fmt(r.get('compute_ms_per_batch'), '.3f')} | {_fmt(r.get('upload_ms_per_batch'), '.3f')} "
                 f"| {_fmt(r.get('download_ms_per_batch'), '.3f')} | {_fmt(r.get('enqueue_ms_per_batch'), '.3f')} "
                 f"| {_fmt(r.get('latency_p99_ms'), '.2f')} | {_fmt(r.get('rel_l2_error'), '.2e')} "
                 f"| {_fmt(r.get('top1_agreement'), '.1%')} | {_fmt(r.get('top5_agreement'), '.1%')} "
-                f"| {_fmt(r.get('peak_device_mb'), '.0f')} |")
+                f"| {_fmt(r.get('peak_device_mb'), '.0f')} |"
+            )
         unstable = [r for r in rows if (r.get("gpu_compute_cv") or 0) > 0.01]
         if unstable:
-            lines += ["", "GPU compute varied by more than 1% between rounds in: "
-                      + ", ".join(f"{r['case']} ({r['gpu_compute_cv']:.1%})" for r in unstable) + "."]
+            lines += [
+                "",
+                "GPU compute varied by more than 1% between rounds in: "
+                + ", ".join(f"{r['case']} ({r['gpu_compute_cv']:.1%})" for r in unstable)
+                + ".",
+            ]
         lines.append("")
     sweep = load_sweep(run)
     if sweep:
-        lines += ["## Batch-size sweep", "", "| backend | approach | batch | img/s | p50 latency ms | p99 latency ms |",
-                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "## Batch-size sweep",
+            "",
+            "| backend | approach | batch | img/s | p50 latency ms | p99 latency ms |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
         for (backend, approach), points in sweep.items():
-            lines += [f"| {backend} | {approach} | {p['batch_size']} | {_fmt(p.get('images_per_s'), ',.0f')} "
-                      f"| {_fmt(p.get('latency_p50_ms'), '.2f')} | {_fmt(p.get('latency_p99_ms'), '.2f')} |"
-                      for p in points]
+            lines += [
+                f"| {backend} | {approach} | {p['batch_size']} | {_fmt(p.get('images_per_s'), ',.0f')} "
+                f"| {_fmt(p.get('latency_p50_ms'), '.2f')} | {_fmt(p.get('latency_p99_ms'), '.2f')} |"
+                for p in points
+            ]
         lines.append("")
     lines += [f"![{name}]({name})" for name in pictures] + [""]
     return "\n".join(lines)
@@ -120,13 +143,27 @@ def render_story(run: SavedRun, path: Path) -> None:
         story = [r for r in rows if r["batch_size"] == batch]
         x = range(len(story))
         ms = [r["ms_per_batch"] for r in story]
-        bars = ax.bar(x, ms, yerr=[r.get("ms_per_batch_iqr") or 0 for r in story], capsize=3, color="#4c72b0",
-                      label="ms per batch (median, IQR)")
+        bars = ax.bar(
+            x,
+            ms,
+            yerr=[r.get("ms_per_batch_iqr") or 0 for r in story],
+            capsize=3,
+            color="#4c72b0",
+            label="ms per batch (median, IQR)",
+        )
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in ms], fontsize=8, padding=2)
         floors = [(i, r["floor"]["floor_ms"]) for i, r in enumerate(story) if r.get("floor")]
         if floors:
-            ax.scatter([i for i, _ in floors], [f for _, f in floors], marker="_", s=900, linewidths=2.5,
-                       color="#c44e52", zorder=3, label="floor: max(upload, GPU compute), measured alone")
+            ax.scatter(
+                [i for i, _ in floors],
+                [f for _, f in floors],
+                marker="_",
+                s=900,
+                linewidths=2.5,
+                color="#c44e52",
+                zorder=3,
+                label="floor: max(upload, GPU compute), measured alone",
+            )
         ax.set_xticks(list(x), [r["case"] for r in story], rotation=20, ha="right", fontsize=9)
         ax.set_xlabel("approach (each stacks on the one before it)")
         ax.set_ylabel("ms per batch")
@@ -160,27 +197,45 @@ def render_timelines(rows: list[dict[str, Any]], backend: str, path: Path) -> bo
         return False
     plt = _pyplot()
     lanes_of = [_lanes(r["timeline"]) for r in rows]
-    fig, axes = plt.subplots(len(rows), 1, sharex=True, squeeze=False, figsize=(13, 1.2 + 1.1 * len(rows) + 0.25 * sum(
-        len(lanes) for lanes in lanes_of)))
+    fig, axes = plt.subplots(
+        len(rows),
+        1,
+        sharex=True,
+        squeeze=False,
+        figsize=(13, 1.2 + 1.1 * len(rows) + 0.25 * sum(len(lanes) for lanes in lanes_of)),
+    )
     end = max(s["end_ms"] for r in rows for s in r["timeline"]["gpu"] + r["timeline"]["host"])
     shortest = MIN_SPAN_SHARE * end
     for ax, row, lanes in zip(axes[:, 0], rows, lanes_of):
         for span in row["timeline"]["gpu"] + row["timeline"]["host"]:
             width = max(span["end_ms"] - span["start_ms"], shortest)
-            ax.barh(lanes.index(_lane_of(span)), width, left=span["start_ms"], height=0.7,
-                    color=SPAN_COLORS[span["span"]], edgecolor="none")
+            ax.barh(
+                lanes.index(_lane_of(span)),
+                width,
+                left=span["start_ms"],
+                height=0.7,
+                color=SPAN_COLORS[span["span"]],
+                edgecolor="none",
+            )
         ax.set_yticks(range(len(lanes)), lanes, fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(f"{row['case']} (batch {row['batch_size']}): {row['ms_per_batch']:.2f} ms per batch", fontsize=9,
-                     loc="left")
+        ax.set_title(
+            f"{row['case']} (batch {row['batch_size']}): {row['ms_per_batch']:.2f} ms per batch", fontsize=9, loc="left"
+        )
         ax.tick_params(axis="x", labelsize=8, labelbottom=True)
         ax.set_xlim(0, end * 1.01)
-    axes[-1, 0].set_xlabel("ms since the round's start (one round, CUDA events and host clock; every panel on this "
-                           "scale)")
+    axes[-1, 0].set_xlabel(
+        "ms since the round's start (one round, CUDA events and host clock; every panel on this scale)"
+    )
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SPAN_COLORS.values()]
     fig.legend(handles, list(SPAN_COLORS), loc="upper center", ncol=len(SPAN_COLORS), fontsize=9)
-    fig.suptitle(f"{backend}: one timed round per approach (spans under {MIN_SPAN_SHARE:.1%} of the axis drawn at "
-                 "that width)", y=0.995, fontsize=10, x=0.02, ha="left")
+    fig.suptitle(
+        f"{backend}: one timed round per approach (spans under {MIN_SPAN_SHARE:.1%} of the axis drawn at that width)",
+        y=0.995,
+        fontsize=10,
+        x=0.02,
+        ha="left",
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from trtbench.cli import Unusable, read_json
 
@@ -32,8 +33,19 @@ THRESHOLD_IDENTITY = (*IDENTITY, "weights")
 # what a series of runs over time must share (trends): the driver too
 MACHINE_IDENTITY = ("gpu_name", "nvidia_driver", "tensorrt", "model", "weights")
 # what a report shows of the machine
-MACHINE_FIELDS = ("gpu_name", "compute_capability", "nvidia_driver", "cuda_driver", "cuda_runtime", "tensorrt",
-                  "torch", "torchvision", "onnxruntime", "cuda_bindings", "model")
+MACHINE_FIELDS = (
+    "gpu_name",
+    "compute_capability",
+    "nvidia_driver",
+    "cuda_driver",
+    "cuda_runtime",
+    "tensorrt",
+    "torch",
+    "torchvision",
+    "onnxruntime",
+    "cuda_bindings",
+    "model",
+)
 # per-round samples (ms per batch): GPU spans of CUDA events, host enqueue time, and wall
 METRICS = ("wall", "compute", "upload", "download", "enqueue", "gpu_latency", "gpu_busy")
 SPAN_KINDS = ("upload", "compute", "download", "enqueue", "postprocess")
@@ -64,8 +76,10 @@ def _span_ok(span: Any) -> bool:
         return False
     start, end = span.get("start_ms"), span.get("end_ms")
     times = (start, end)
-    return all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in times) \
+    return (
+        all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in times)
         and end >= start
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +116,15 @@ class TestRecord:
             spans = timeline.get("gpu", []) + timeline.get("host", []) if isinstance(timeline, dict) else None
             if not isinstance(spans, list) or not all(_span_ok(x) for x in spans):
                 raise ValueError("a malformed timeline (each span needs span, stream or thread, start_ms and end_ms)")
-        return cls(name, str(info.get("approach", "?")), str(info.get("backend", "?")), batch,
-                   bool(info.get("sweep")), samples, info)
+        return cls(
+            name,
+            str(info.get("approach", "?")),
+            str(info.get("backend", "?")),
+            batch,
+            bool(info.get("sweep")),
+            samples,
+            info,
+        )
 
     def figure(self, key: str) -> Any:
         return self.info.get(key)
@@ -146,17 +167,24 @@ class SavedRun:
             doc = read_json(path)
         except Unusable as exc:
             raise Malformed(str(exc)) from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list) \
-                or not isinstance(doc.get("machine_info"), dict):
-            raise Malformed(f"{path}: not a pytest-benchmark run (expected an object with 'benchmarks' and "
-                            "'machine_info')")
+        if (
+            not isinstance(doc, dict)
+            or not isinstance(doc.get("benchmarks"), list)
+            or not isinstance(doc.get("machine_info"), dict)
+        ):
+            raise Malformed(
+                f"{path}: not a pytest-benchmark run (expected an object with 'benchmarks' and 'machine_info')"
+            )
         schema = doc["machine_info"].get("trtbench_schema")
         if schema is None:
-            raise Malformed(f"{path}: a pytest-benchmark run, but not of this suite (its machine_info has no "
-                            "trtbench_schema)")
+            raise Malformed(
+                f"{path}: a pytest-benchmark run, but not of this suite (its machine_info has no trtbench_schema)"
+            )
         if not isinstance(schema, int) or isinstance(schema, bool) or schema < SCHEMA:
-            raise Malformed(f"{path}: saved before per-round samples were recorded (schema {schema!r}, need "
-                            f"{SCHEMA}); run the suite again to make a baseline")
+            raise Malformed(
+                f"{path}: saved before per-round samples were recorded (schema {schema!r}, need "
+                f"{SCHEMA}); run the suite again to make a baseline"
+            )
         tests = {}
         for bench in doc["benchmarks"]:
             info = bench.get("extra_info") if isinstance(bench, dict) else None
@@ -169,8 +197,15 @@ class SavedRun:
             tests[record.name] = record
         section = doc.get("trtbench") if isinstance(doc.get("trtbench"), dict) else {}
         commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), dict) else {}
-        return cls(path, doc["machine_info"], commit, str(doc.get("datetime", "")), tests,
-                   tuple(str(n) for n in section.get("notes") or ()), section.get("discrimination"))
+        return cls(
+            path,
+            doc["machine_info"],
+            commit,
+            str(doc.get("datetime", "")),
+            tests,
+            tuple(str(n) for n in section.get("notes") or ()),
+            section.get("discrimination"),
+        )
 
     def same(self, other: SavedRun, fields: Sequence[str] = IDENTITY) -> bool:
         return all(self.machine.get(f) == other.machine.get(f) for f in fields)
@@ -178,12 +213,15 @@ class SavedRun:
     def measured(self) -> SavedRun:
         """Self, or Malformed if it measured nothing."""
         if not self.tests:
-            raise Malformed(f"{self.path}: measured nothing (no benchmark with per-round samples; every test skipped "
-                            "or --benchmark-disable?)")
+            raise Malformed(
+                f"{self.path}: measured nothing (no benchmark with per-round samples; every test skipped "
+                "or --benchmark-disable?)"
+            )
         return self
 
 
 # ---------------------------------------------------------------- storage
+
 
 def storage_tag(machine: dict[str, Any]) -> str:
     """The folder of a GPU model and TensorRT version: saved runs of different ones never mix."""

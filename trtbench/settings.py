@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from trtbench.catalogue import case_of
 from trtbench.cli import Unusable
@@ -65,8 +66,10 @@ class Settings:
         def number(key: str, default: float, kind: type) -> Any:
             value = decision.get(key, default)
             if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
-                raise Refused(f"--thresholds {path}: decision.{key} = {value!r} is not "
-                              f"{'an integer' if kind is int else 'a number'}")
+                raise Refused(
+                    f"--thresholds {path}: decision.{key} = {value!r} is not "
+                    f"{'an integer' if kind is int else 'a number'}"
+                )
             return kind(value)
 
         thresholds = {m: fractions(section("thresholds").get(m, {}), f"thresholds.{m}") for m in GATED}
@@ -89,15 +92,26 @@ class Settings:
         ab_alpha = ab_section.get("alpha", 0.01)
         if isinstance(ab_alpha, bool) or not isinstance(ab_alpha, (int, float)) or not 0 < ab_alpha < 1:
             raise Refused(f"--thresholds {path}: ab.alpha = {ab_alpha!r} is not a significance level in (0, 1)")
-        if not (0 < alpha < 1 and multiplier > 0 and cv_multiplier >= 0 and min_runs >= 2 and window >= min_runs
-                and factor >= 1):
-            raise Refused(f"--thresholds {path}: [decision] needs 0 < alpha < 1, noise_multiplier > 0, cv_multiplier "
-                          ">= 0, history_min_runs >= 2, history_window >= history_min_runs, max_rounds_factor >= 1")
+        if not (
+            0 < alpha < 1
+            and multiplier > 0
+            and cv_multiplier >= 0
+            and min_runs >= 2
+            and window >= min_runs
+            and factor >= 1
+        ):
+            raise Refused(
+                f"--thresholds {path}: [decision] needs 0 < alpha < 1, noise_multiplier > 0, cv_multiplier "
+                ">= 0, history_min_runs >= 2, history_window >= history_min_runs, max_rounds_factor >= 1"
+            )
         return cls(
             thresholds=thresholds,
             fixed={m: fractions(section("fixed").get(m, {}), f"fixed.{m}") for m in GATED},
             floor={m: floors.get(m, 0.01) for m in GATED},
-            alpha=alpha, noise_multiplier=multiplier, cv_multiplier=cv_multiplier, history_min_runs=min_runs,
+            alpha=alpha,
+            noise_multiplier=multiplier,
+            cv_multiplier=cv_multiplier,
+            history_min_runs=min_runs,
             history_window=window,
             max_rounds_factor=factor,
             ab=ab,
@@ -130,14 +144,19 @@ def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequ
     fixed = _lookup(settings.fixed[metric], test_name)
     if fixed is not None:
         return fixed, "fixed"
-    samples = [r.tests[test_name].samples[metric] for r in history[-settings.history_window:]
-               if test_name in r.tests and r.tests[test_name].samples.get(metric)]
+    samples = [
+        r.tests[test_name].samples[metric]
+        for r in history[-settings.history_window :]
+        if test_name in r.tests and r.tests[test_name].samples.get(metric)
+    ]
     derived = history_threshold(samples, metric, settings)
     if derived is not None:
         if derived >= 10:  # a threshold of 1000%: the history holds a run that is not of the same code
             spread = ", ".join(f"{statistics.median(x):.3f}" for x in samples)
-            raise Refused(f"{test_name} {metric}: the history's medians ({spread} ms) spread too far for a threshold; "
-                          "remove the outlying saved run or give --storage a history of the same code")
+            raise Refused(
+                f"{test_name} {metric}: the history's medians ({spread} ms) spread too far for a threshold; "
+                "remove the outlying saved run or give --storage a history of the same code"
+            )
         return derived, f"history of {len(samples)} runs"
     table = settings.thresholds[metric]
     value = _lookup(table, test_name)
@@ -146,6 +165,11 @@ def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequ
 
 def history_threshold(samples: Sequence[Sequence[float]], metric: str, settings: Settings) -> float | None:
     """The threshold of one test's metric from its per-round samples in earlier runs (None: too few)."""
-    return threshold_from_history([statistics.median(x) for x in samples], settings.floor[metric],
-                                  settings.noise_multiplier, settings.history_min_runs,
-                                  [robust_cv(x) for x in samples], settings.cv_multiplier)
+    return threshold_from_history(
+        [statistics.median(x) for x in samples],
+        settings.floor[metric],
+        settings.noise_multiplier,
+        settings.history_min_runs,
+        [robust_cv(x) for x in samples],
+        settings.cv_multiplier,
+    )

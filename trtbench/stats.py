@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -65,15 +65,23 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     return float(result.pvalue)
 
 
-def bootstrap_ratio_ci(old: Sequence[float], new: Sequence[float], level: float = 0.95,
-                       resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ratio_ci(
+    old: Sequence[float], new: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Bootstrap interval (percentiles, seeded: reproducible) of median(new) / median(old)."""
+
     def ratio(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
         return np.asarray(np.median(b, axis=axis) / np.median(a, axis=axis))
 
-    result = scipy_stats.bootstrap((np.asarray(old, np.float64), np.asarray(new, np.float64)), ratio,
-                                   confidence_level=level, n_resamples=resamples, method="percentile",
-                                   random_state=np.random.default_rng(seed), vectorized=True)
+    result = scipy_stats.bootstrap(
+        (np.asarray(old, np.float64), np.asarray(new, np.float64)),
+        ratio,
+        confidence_level=level,
+        n_resamples=resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -91,8 +99,9 @@ class Decision:
         return self.new_median / self.old_median - 1
 
 
-def decide(old: Sequence[float], new: Sequence[float], threshold: float, alpha: float = ALPHA,
-           min_samples: int = MIN_SAMPLES) -> Decision:
+def decide(
+    old: Sequence[float], new: Sequence[float], threshold: float, alpha: float = ALPHA, min_samples: int = MIN_SAMPLES
+) -> Decision:
     """The verdict on one metric of one test (see the module's docstring)."""
     if not 0 < threshold < 10:
         raise ValueError(f"threshold {threshold!r} is not a fraction such as 0.05")
@@ -102,18 +111,30 @@ def decide(old: Sequence[float], new: Sequence[float], threshold: float, alpha: 
     old_median, new_median = float(np.median(a)), float(np.median(b))
     change = new_median / old_median - 1
     if min(a.size, b.size) < min_samples:
-        return Decision("unclear", old_median, new_median, threshold, None,
-                        f"too few rounds to test ({a.size} old, {b.size} new; need {min_samples} a side)")
+        return Decision(
+            "unclear",
+            old_median,
+            new_median,
+            threshold,
+            None,
+            f"too few rounds to test ({a.size} old, {b.size} new; need {min_samples} a side)",
+        )
     p = mann_whitney_p(a, b)
     if abs(change) <= threshold:
         return Decision("ok", old_median, new_median, threshold, p, f"within the threshold ({change:+.1%})")
     if p >= alpha and change < 0:
-        return Decision("ok", old_median, new_median, threshold, p,
-                        f"{change:+.1%}, faster but not significant (p={p:.2g})")
+        return Decision(
+            "ok", old_median, new_median, threshold, p, f"{change:+.1%}, faster but not significant (p={p:.2g})"
+        )
     if p >= alpha:
-        return Decision("unclear", old_median, new_median, threshold, p,
-                        f"{change:+.1%} is past the threshold but not significant (p={p:.2g} >= {alpha:g}): "
-                        "more rounds are needed")
+        return Decision(
+            "unclear",
+            old_median,
+            new_median,
+            threshold,
+            p,
+            f"{change:+.1%} is past the threshold but not significant (p={p:.2g} >= {alpha:g}): more rounds are needed",
+        )
     verdict = "REGRESSION" if change > 0 else "faster"
     return Decision(verdict, old_median, new_median, threshold, p, f"{change:+.1%}, p={p:.2g}")
 
@@ -132,8 +153,14 @@ def robust_cv(samples: Sequence[float]) -> float:
     return float(1.4826 * np.median(np.abs(arr - med)) / med)
 
 
-def threshold_from_history(medians: Sequence[float], floor: float, multiplier: float, min_runs: int = 3,
-                           cvs: Sequence[float] = (), cv_multiplier: float = 0.0) -> float | None:
+def threshold_from_history(
+    medians: Sequence[float],
+    floor: float,
+    multiplier: float,
+    min_runs: int = 3,
+    cvs: Sequence[float] = (),
+    cv_multiplier: float = 0.0,
+) -> float | None:
     """A test's threshold from earlier runs of the same code (A/A): the run-to-run spread
     of their medians times ``multiplier``, or their round-to-round noise (median robust
     CV) times ``cv_multiplier``, whichever is larger, never below ``floor``; None with
@@ -183,8 +210,11 @@ def decide_ab(a: Sequence[float], b: Sequence[float], threshold: float, alpha: f
     if not 0 < threshold < 10:
         raise ValueError(f"threshold {threshold!r} is not a fraction such as 0.05")
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if x.size == 0 or y.size == 0 or not (np.isfinite(x).all() and np.isfinite(y).all() and (x > 0).all()
-                                          and (y > 0).all()):
+    if (
+        x.size == 0
+        or y.size == 0
+        or not (np.isfinite(x).all() and np.isfinite(y).all() and (x > 0).all() and (y > 0).all())
+    ):
         raise ValueError(f"per-process values must be positive times ({x.size} A, {y.size} B)")
     lx, ly = np.log(x), np.log(y)
     change = float(np.exp(ly.mean() - lx.mean()) - 1)

@@ -70,6 +70,7 @@ DEFAULT_MIN_RUNS = 10  # a machine's series with fewer runs is drawn, not search
 
 # ---------------------------------------------------------------- reading saved runs
 
+
 @dataclasses.dataclass(frozen=True)
 class Measured:
     batch_size: int
@@ -103,8 +104,16 @@ def _read(path: Path) -> RunPoint:
         tests[name] = Measured(record.batch_size, samples)
     machine = tuple(_text(run.machine.get(field)) for field in MACHINE)
     details = ", ".join(f"{k} {run.machine[k]}" for k in DETAILS if run.machine.get(k) not in (None, ""))
-    return RunPoint(Path(path), machine, details, _text(run.commit.get("id")), run.commit.get("dirty") is True,
-                    _when(run.commit.get("time")), _when(run.saved_at), tests)
+    return RunPoint(
+        Path(path),
+        machine,
+        details,
+        _text(run.commit.get("id")),
+        run.commit.get("dirty") is True,
+        _when(run.commit.get("time")),
+        _when(run.saved_at),
+        tests,
+    )
 
 
 def _text(value: Any) -> str:
@@ -164,6 +173,7 @@ def commit_order(runs: Sequence[RunPoint]) -> list[RunPoint]:
 
 # ---------------------------------------------------------------- finding steps
 
+
 class _CumulativeL2(BaseCost):
     """ruptures' least-squares segment cost from cumulative sums: O(1) per segment, where
     ruptures' own "l2" takes the variance of the segment each time."""
@@ -204,8 +214,8 @@ def run_noise(log_medians: Sequence[float], trim: float = TRIM) -> float:
     diffs = np.sort(np.abs(np.diff(np.asarray(log_medians, np.float64))))
     if diffs.size == 0:
         return 0.0
-    kept = diffs[:max(1, int(diffs.size * (1 - trim)))]
-    return float(np.sqrt(np.mean(kept ** 2) / 2))
+    kept = diffs[: max(1, int(diffs.size * (1 - trim)))]
+    return float(np.sqrt(np.mean(kept**2) / 2))
 
 
 def detectable_step(noise: float) -> float:
@@ -213,8 +223,9 @@ def detectable_step(noise: float) -> float:
     return max(FLOOR, math.expm1(NOISE_MULTIPLE * noise))
 
 
-def change_p(values: Sequence[float], min_size: int = MIN_SEGMENT, permutations: int = PERMUTATIONS,
-             seed: int = 0) -> float:
+def change_p(
+    values: Sequence[float], min_size: int = MIN_SEGMENT, permutations: int = PERMUTATIONS, seed: int = 0
+) -> float:
     """p-value of "no change anywhere in ``values``": the largest standardized Mann-Whitney
     rank sum over every split with ``min_size`` values a side, against the same statistic of
     random orders of the values (seeded: reproducible)."""
@@ -256,10 +267,16 @@ def find_steps(medians: Sequence[float], min_size: int = MIN_SEGMENT, alpha: flo
 def _judge(values: np.ndarray, logs: np.ndarray, cuts: list[int], i: int, min_size: int) -> Step:
     start = cuts[i - 1] if i else 0
     end = cuts[i + 1] if i + 1 < len(cuts) else values.size
-    before, after = values[start:cuts[i]], values[cuts[i]:end]
+    before, after = values[start : cuts[i]], values[cuts[i] : end]
     ci = bootstrap_ratio_ci(before, after)
-    return Step(cuts[i], float(np.median(after) / np.median(before)), ci,
-                change_p(logs[start:end], min_size), before.size, after.size)
+    return Step(
+        cuts[i],
+        float(np.median(after) / np.median(before)),
+        ci,
+        change_p(logs[start:end], min_size),
+        before.size,
+        after.size,
+    )
 
 
 def _reported(step: Step, noise: float, alpha: float) -> bool:
@@ -267,6 +284,7 @@ def _reported(step: Step, noise: float, alpha: float) -> bool:
 
 
 # ---------------------------------------------------------------- series of a storage folder
+
 
 @dataclasses.dataclass(frozen=True)
 class Point:
@@ -333,8 +351,13 @@ def matches(test: str, patterns: Sequence[str]) -> bool:
     return not patterns or any(test == p or fnmatch.fnmatchcase(test, p) for p in patterns)
 
 
-def trends(runs: Sequence[RunPoint], left_out: Sequence[str] = (), metrics: Sequence[str] = tuple(METRICS),
-           patterns: Sequence[str] = (), min_runs: int = DEFAULT_MIN_RUNS) -> Trends:
+def trends(
+    runs: Sequence[RunPoint],
+    left_out: Sequence[str] = (),
+    metrics: Sequence[str] = tuple(METRICS),
+    patterns: Sequence[str] = (),
+    min_runs: int = DEFAULT_MIN_RUNS,
+) -> Trends:
     """Series and changes of ``runs`` (commit order), for the tests matching ``patterns``."""
     machines = list(dict.fromkeys(r.machine for r in runs))
     series, changes = [], []
@@ -352,8 +375,9 @@ def trends(runs: Sequence[RunPoint], left_out: Sequence[str] = (), metrics: Sequ
     return Trends(list(runs), machines, series, changes, list(left_out), list(metrics), min_runs)
 
 
-def _groups(ordered: list[RunPoint], test: str, metric: str, machines: list[tuple[str, ...]],
-            min_runs: int) -> list[Group]:
+def _groups(
+    ordered: list[RunPoint], test: str, metric: str, machines: list[tuple[str, ...]], min_runs: int
+) -> list[Group]:
     by_machine: dict[tuple[int, int], list[Point]] = {}
     for x, run in enumerate(ordered):
         measured = run.tests.get(test)
@@ -367,8 +391,9 @@ def _groups(ordered: list[RunPoint], test: str, metric: str, machines: list[tupl
     for (machine, batch), points in by_machine.items():
         searched = len(points) >= min_runs
         steps, noise = find_steps([p.median for p in points]) if searched else ([], _noise_of(points))
-        changes = [Change(ordered[0].model, test, metric, machine, s, noise, points[s.at - 1], points[s.at])
-                   for s in steps]
+        changes = [
+            Change(ordered[0].model, test, metric, machine, s, noise, points[s.at - 1], points[s.at]) for s in steps
+        ]
         groups.append(Group(machine, batch, points, noise, changes, searched))
     return groups
 
@@ -378,6 +403,7 @@ def _noise_of(points: list[Point]) -> float:
 
 
 # ---------------------------------------------------------------- words and commands
+
 
 def short(commit: str) -> str:
     return commit if commit == UNKNOWN else commit[:10]
@@ -389,8 +415,10 @@ def commit_text(run: RunPoint) -> str:
 
 def machine_label(machine: tuple[str, ...]) -> str:
     fields = dict(zip(MACHINE, machine))
-    return (f"{fields['gpu_name']}, driver {fields['nvidia_driver']}, TensorRT {fields['tensorrt']}, "
-            f"{fields['model']}, weights {fields['weights']}")
+    return (
+        f"{fields['gpu_name']}, driver {fields['nvidia_driver']}, TensorRT {fields['tensorrt']}, "
+        f"{fields['model']}, weights {fields['weights']}"
+    )
 
 
 def size_text(change: Change) -> str:
@@ -406,8 +434,10 @@ def confirm_commands(change: Change) -> list[str]:
         return []
     test = _quoted(change.test)
     metric = BISECT_METRIC.get(change.metric, change.metric)
-    return [f"trtbench ab --base {good} --head {bad} -k {test}",
-            f"trtbench bisect --good {good} --bad {bad} -k {test} --metric {metric}"]
+    return [
+        f"trtbench ab --base {good} --head {bad} -k {test}",
+        f"trtbench bisect --good {good} --bad {bad} -k {test} --metric {metric}",
+    ]
 
 
 def _quoted(text: str) -> str:
@@ -424,24 +454,42 @@ def why_no_commands(change: Change) -> str:
 
 def headline(result: Trends) -> str:
     tests = len({(s.model, s.test) for s in result.series})
-    return (f"Trends: {len(result.changes)} change(s) in {len(result.runs)} runs of {len(result.machines)} "
-            f"machine(s), {tests} tests x {len(result.metrics)} metrics")
+    return (
+        f"Trends: {len(result.changes)} change(s) in {len(result.runs)} runs of {len(result.machines)} "
+        f"machine(s), {tests} tests x {len(result.metrics)} metrics"
+    )
 
 
 def markdown(result: Trends) -> str:
     """The summary for a job summary: the changes newest first, then the files left out."""
     lines = [f"## {headline(result)}", ""]
     if result.changes:
-        header = ["first run after", "test", "metric", "machine", "last good -> first bad commit", "size (95% CI)",
-                  "p", "noise", "confirm"]
+        header = [
+            "first run after",
+            "test",
+            "metric",
+            "machine",
+            "last good -> first bad commit",
+            "size (95% CI)",
+            "p",
+            "noise",
+            "confirm",
+        ]
         lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for c in result.changes:
             commands = confirm_commands(c)
             confirm = "<br>".join(f"`{cmd}`" for cmd in commands) if commands else why_no_commands(c)
-            cells = [f"#{c.bad.x + 1} ({_day(c.bad.run)})", f"`{c.test}`", c.metric, f"M{c.machine + 1}",
-                     f"`{commit_text(c.good.run)}` -> `{commit_text(c.bad.run)}`",
-                     f"{size_text(c)} {'slower' if c.slower else 'faster'}", f"{c.step.p:.2g}",
-                     f"{c.noise:.1%}", confirm]
+            cells = [
+                f"#{c.bad.x + 1} ({_day(c.bad.run)})",
+                f"`{c.test}`",
+                c.metric,
+                f"M{c.machine + 1}",
+                f"`{commit_text(c.good.run)}` -> `{commit_text(c.bad.run)}`",
+                f"{size_text(c)} {'slower' if c.slower else 'faster'}",
+                f"{c.step.p:.2g}",
+                f"{c.noise:.1%}",
+                confirm,
+            ]
             lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     else:
         lines.append(_no_change(result))
@@ -456,8 +504,10 @@ def _no_change(result: Trends) -> str:
     unsearched = sum(not g.searched for g in groups)
     if not unsearched:
         return "No change found: every series stays within its run-to-run noise."
-    return (f"No change found; {unsearched} of {len(groups)} series have fewer than {result.min_runs} runs "
-            "(--min-runs) and were not searched.")
+    return (
+        f"No change found; {unsearched} of {len(groups)} series have fewer than {result.min_runs} runs "
+        "(--min-runs) and were not searched."
+    )
 
 
 def _day(run: RunPoint) -> str:
@@ -475,7 +525,8 @@ WIDTH, HEIGHT = 250, 120  # one chart, in CSS pixels: five side by side in 1300
 LEFT, RIGHT, TOP, BOTTOM = 44, 6, 8, 16
 COLOURS = ("#1f5fa8", "#c0561a", "#2e8540", "#7b3fa0", "#8a6d00", "#0f7c86")
 BANDS = ("#eef3fa", "#fbefe6", "#eaf5ec", "#f3ebf7", "#f7f1dc", "#e6f4f5")
-STYLE = """
+STYLE = (
+    """
 body{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}h3{font-size:14px;margin:18px 0 4px}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;
@@ -485,18 +536,30 @@ vertical-align:top}th{background:#f2f2f2}td.n{text-align:right}code{font-size:12
 svg text{font-size:9px;fill:#555}.grid{stroke:#e4e4e4}.bar{stroke-width:1;opacity:.45}
 .seg{stroke-width:1.5;fill:none}.cp{stroke:#d00;stroke-width:1.5;stroke-dasharray:3 2}
 .cpl{fill:#d00;font-weight:bold}.slow{color:#b00}.fast{color:#070}
-""" + f".chart{{width:{WIDTH}px}}"  # the header wraps instead of widening a chart
+"""
+    + f".chart{{width:{WIDTH}px}}"
+)  # the header wraps instead of widening a chart
 
 
 def page(result: Trends) -> str:
     """One self-contained HTML page: changes, limits, machines, then a chart per test and metric."""
-    parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(headline(result))}</title>"
-              f"<style>{STYLE}</style></head><body>"), f"<h1>{_e(headline(result))}</h1>",
-             ("<p>Per run: the median of its per-round samples (dot) and p10-p90 of them (bar); lines: the median of "
-             "each stretch between change points; red dashed lines: change points (hover for size and commits, "
-             "click for the commands that would confirm one); shaded bands: runs of another machine (each machine "
-             "is its own series). Hover a dot for its run, commit and machine.</p>"),
-             _changes_table(result), _left_out_list(result), _machines_table(result), _limits_table(result)]
+    parts = [
+        (
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(headline(result))}</title>"
+            f"<style>{STYLE}</style></head><body>"
+        ),
+        f"<h1>{_e(headline(result))}</h1>",
+        (
+            "<p>Per run: the median of its per-round samples (dot) and p10-p90 of them (bar); lines: the median of "
+            "each stretch between change points; red dashed lines: change points (hover for size and commits, "
+            "click for the commands that would confirm one); shaded bands: runs of another machine (each machine "
+            "is its own series). Hover a dot for its run, commit and machine.</p>"
+        ),
+        _changes_table(result),
+        _left_out_list(result),
+        _machines_table(result),
+        _limits_table(result),
+    ]
     for model in dict.fromkeys(s.model for s in result.series):
         parts.append(f"<h2>{_e(model)}</h2>")
         bands = _bands(result, model)
@@ -531,17 +594,23 @@ def _changes_table(result: Trends) -> str:
             f"<td>M{c.machine + 1}</td><td><code>{_e(commit_text(c.good.run))}</code> &rarr; "
             f"<code>{_e(commit_text(c.bad.run))}</code></td><td class='{word[:4]}'>{_e(size_text(c))} {word}</td>"
             f"<td class='n'>{c.step.p:.2g}</td><td class='n'>{c.noise:.1%}</td>"
-            f"<td class='n'>{c.step.runs_before} / {c.step.runs_after}</td><td>{confirm}</td></tr>")
-    return ("<h2>Changes, newest first</h2><table><tr><th>first run after</th><th>test</th><th>metric</th>"
-            "<th>machine</th><th>last good &rarr; first bad commit</th><th>size (95% CI)</th><th>p</th>"
-            "<th>noise</th><th>runs before / after</th><th>confirm</th></tr>" + "".join(rows) + "</table>")
+            f"<td class='n'>{c.step.runs_before} / {c.step.runs_after}</td><td>{confirm}</td></tr>"
+        )
+    return (
+        "<h2>Changes, newest first</h2><table><tr><th>first run after</th><th>test</th><th>metric</th>"
+        "<th>machine</th><th>last good &rarr; first bad commit</th><th>size (95% CI)</th><th>p</th>"
+        "<th>noise</th><th>runs before / after</th><th>confirm</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def _left_out_list(result: Trends) -> str:
     if not result.left_out:
         return ""
-    return (f"<h2>Left out ({len(result.left_out)})</h2><ul>"
-            + "".join(f"<li>{_e(line)}</li>" for line in result.left_out) + "</ul>")
+    return (
+        f"<h2>Left out ({len(result.left_out)})</h2><ul>"
+        + "".join(f"<li>{_e(line)}</li>" for line in result.left_out)
+        + "</ul>"
+    )
 
 
 def _machines_table(result: Trends) -> str:
@@ -549,11 +618,16 @@ def _machines_table(result: Trends) -> str:
     for i, machine in enumerate(result.machines):
         runs = [r for r in result.runs if r.machine == machine]
         cells = "".join(f"<td>{_e(v)}</td>" for v in machine)
-        rows.append(f"<tr><td style='color:{COLOURS[i % len(COLOURS)]}'><b>M{i + 1}</b></td>{cells}"
-                    f"<td class='n'>{len(runs)}</td><td>{_e(runs[0].details)}</td></tr>")
+        rows.append(
+            f"<tr><td style='color:{COLOURS[i % len(COLOURS)]}'><b>M{i + 1}</b></td>{cells}"
+            f"<td class='n'>{len(runs)}</td><td>{_e(runs[0].details)}</td></tr>"
+        )
     head = "".join(f"<th>{_e(f)}</th>" for f in MACHINE)
-    return (f"<h2>Machines</h2><table><tr><th></th>{head}<th>runs</th><th>other versions (first run)</th></tr>"
-            + "".join(rows) + "</table>")
+    return (
+        f"<h2>Machines</h2><table><tr><th></th>{head}<th>runs</th><th>other versions (first run)</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _limits_table(result: Trends) -> str:
@@ -561,18 +635,27 @@ def _limits_table(result: Trends) -> str:
     cells: dict[tuple[str, str, int], dict[str, str]] = {}
     for s in result.series:
         for g in s.groups:
-            text = (f"&ge;{detectable_step(g.noise):.1%}" if g.searched
-                    else f"not searched ({len(g.points)} runs &lt; {result.min_runs})")
-            cells.setdefault((s.model, s.test, g.machine), {})[s.metric] = \
+            text = (
+                f"&ge;{detectable_step(g.noise):.1%}"
+                if g.searched
+                else f"not searched ({len(g.points)} runs &lt; {result.min_runs})"
+            )
+            cells.setdefault((s.model, s.test, g.machine), {})[s.metric] = (
                 f"{text} <small>(noise {g.noise:.1%}, {len(g.points)} runs)</small>"
+            )
     head = "".join(f"<th>{_e(METRICS[m])}</th>" for m in result.metrics)
-    rows = "".join(f"<tr><td>{_e(test)}</td><td>{_e(model)}</td><td>M{machine + 1}</td>"
-                   + "".join(f"<td>{found.get(m, '-')}</td>" for m in result.metrics) + "</tr>"
-                   for (model, test, machine), found in cells.items())
-    return ("<details><summary><b>What each series can see</b>: the smallest step reported, "
-            f"max({FLOOR:.0%}, e^({NOISE_MULTIPLE:g} x noise) - 1), with noise = the series' run-to-run noise; "
-            f"a step also needs {MIN_SEGMENT} runs after it and p &lt; {ALPHA:g}</summary>"
-            f"<table><tr><th>test</th><th>model</th><th>machine</th>{head}</tr>{rows}</table></details>")
+    rows = "".join(
+        f"<tr><td>{_e(test)}</td><td>{_e(model)}</td><td>M{machine + 1}</td>"
+        + "".join(f"<td>{found.get(m, '-')}</td>" for m in result.metrics)
+        + "</tr>"
+        for (model, test, machine), found in cells.items()
+    )
+    return (
+        "<details><summary><b>What each series can see</b>: the smallest step reported, "
+        f"max({FLOOR:.0%}, e^({NOISE_MULTIPLE:g} x noise) - 1), with noise = the series' run-to-run noise; "
+        f"a step also needs {MIN_SEGMENT} runs after it and p &lt; {ALPHA:g}</summary>"
+        f"<table><tr><th>test</th><th>model</th><th>machine</th>{head}</tr>{rows}</table></details>"
+    )
 
 
 def _bands(result: Trends, model: str) -> list[tuple[int, int, int]]:
@@ -606,15 +689,21 @@ def _chart(series: Series, result: Trends, bands: list[tuple[int, int, int]], xs
     out = [f"<svg width='{WIDTH}' height='{HEIGHT}' viewBox='0 0 {WIDTH} {HEIGHT}' role='img'>"]
     step_px = (WIDTH - LEFT - RIGHT) / span_x if xs > 1 else 0
     for first, last, machine in bands:
-        out.append(f"<rect x='{px(first) - step_px / 2:.1f}' y='{TOP}' width='{(last - first + 1) * step_px:.1f}' "
-                   f"height='{HEIGHT - TOP - BOTTOM}' fill='{BANDS[machine % len(BANDS)]}'>"
-                   f"<title>M{machine + 1}: {_e(machine_label(result.machines[machine]))}</title></rect>")
+        out.append(
+            f"<rect x='{px(first) - step_px / 2:.1f}' y='{TOP}' width='{(last - first + 1) * step_px:.1f}' "
+            f"height='{HEIGHT - TOP - BOTTOM}' fill='{BANDS[machine % len(BANDS)]}'>"
+            f"<title>M{machine + 1}: {_e(machine_label(result.machines[machine]))}</title></rect>"
+        )
     for value in (low + pad, (low + high) / 2, high - pad):
         y = py(value)
-        out.append(f"<line class='grid' x1='{LEFT}' x2='{WIDTH - RIGHT}' y1='{y:.1f}' y2='{y:.1f}'/>"
-                   f"<text x='{LEFT - 3}' y='{y + 3:.1f}' text-anchor='end'>{_number(value)}</text>")
-    out.append(f"<text x='{LEFT}' y='{HEIGHT - 3}'>run 1</text>"
-               f"<text x='{WIDTH - RIGHT}' y='{HEIGHT - 3}' text-anchor='end'>run {xs}</text>")
+        out.append(
+            f"<line class='grid' x1='{LEFT}' x2='{WIDTH - RIGHT}' y1='{y:.1f}' y2='{y:.1f}'/>"
+            f"<text x='{LEFT - 3}' y='{y + 3:.1f}' text-anchor='end'>{_number(value)}</text>"
+        )
+    out.append(
+        f"<text x='{LEFT}' y='{HEIGHT - 3}'>run 1</text>"
+        f"<text x='{WIDTH - RIGHT}' y='{HEIGHT - 3}' text-anchor='end'>run {xs}</text>"
+    )
     several_batches = len({g.batch_size for g in series.groups}) > 1
     for g in series.groups:
         colour = COLOURS[g.machine % len(COLOURS)]
@@ -622,19 +711,27 @@ def _chart(series: Series, result: Trends, bands: list[tuple[int, int, int]], xs
         out.append(f"<path class='bar' stroke='{colour}' d='{bars}'/>")
         out.append(_segments(g, px, py, colour))
         label = f"M{g.machine + 1}" + (f", batch {g.batch_size}" if several_batches else "")
-        out.append(f"<g fill='{colour}'>" + "".join(
-            f"<circle cx='{px(p.x):.1f}' cy='{py(p.median):.1f}' r='2'><title>run {p.x + 1} {commit_text(p.run)} "
-            f"{_day(p.run)} {label}: {_number(p.median)} ({_number(p.low)}-{_number(p.high)})</title></circle>"
-            for p in g.points) + "</g>")
+        out.append(
+            f"<g fill='{colour}'>"
+            + "".join(
+                f"<circle cx='{px(p.x):.1f}' cy='{py(p.median):.1f}' r='2'><title>run {p.x + 1} {commit_text(p.run)} "
+                f"{_day(p.run)} {label}: {_number(p.median)} ({_number(p.low)}-{_number(p.high)})</title></circle>"
+                for p in g.points
+            )
+            + "</g>"
+        )
     for c in (c for g in series.groups for c in g.changes):
         x = (px(c.good.x) + px(c.bad.x)) / 2
         index = result.changes.index(c)
-        out.append(f"<a href='#change-{index}'><line class='cp' x1='{x:.1f}' x2='{x:.1f}' y1='{TOP}' "
-                   f"y2='{HEIGHT - BOTTOM}'><title>{_e(_change_title(c))}</title></line>"
-                   f"<text class='cpl' x='{x + 2:.1f}' y='{TOP + 8}'>{c.step.ratio - 1:+.1%}</text></a>")
+        out.append(
+            f"<a href='#change-{index}'><line class='cp' x1='{x:.1f}' x2='{x:.1f}' y1='{TOP}' "
+            f"y2='{HEIGHT - BOTTOM}'><title>{_e(_change_title(c))}</title></line>"
+            f"<text class='cpl' x='{x + 2:.1f}' y='{TOP + 8}'>{c.step.ratio - 1:+.1%}</text></a>"
+        )
     out.append("</svg>")
-    noise = ", ".join(f"M{g.machine + 1} noise {g.noise:.1%}" + ("" if g.searched else ", not searched")
-                      for g in series.groups)
+    noise = ", ".join(
+        f"M{g.machine + 1} noise {g.noise:.1%}" + ("" if g.searched else ", not searched") for g in series.groups
+    )
     return f"<div class='chart'><p><b>{_e(METRICS[series.metric])}</b> {noise}</p>{''.join(out)}</div>"
 
 
@@ -662,21 +759,28 @@ def _segments(group: Group, px: Callable[[float], float], py: Callable[[float], 
 
 def _change_title(c: Change) -> str:
     commands = confirm_commands(c) or [why_no_commands(c)]
-    return (f"{size_text(c)} {'slower' if c.slower else 'faster'}, p={c.step.p:.2g}, noise {c.noise:.1%}; "
-            f"last good {commit_text(c.good.run)} (run {c.good.x + 1}), first bad {commit_text(c.bad.run)} "
-            f"(run {c.bad.x + 1}); " + "; ".join(commands))
+    return (
+        f"{size_text(c)} {'slower' if c.slower else 'faster'}, p={c.step.p:.2g}, noise {c.noise:.1%}; "
+        f"last good {commit_text(c.good.run)} (run {c.good.x + 1}), first bad {commit_text(c.bad.run)} "
+        f"(run {c.bad.x + 1}); " + "; ".join(commands)
+    )
 
 
 def _runs_table(result: Trends) -> str:
     rows = []
     for model in dict.fromkeys(r.model for r in result.runs):
         for x, run in enumerate(result.model_runs(model)):
-            rows.append(f"<tr><td>{_e(model)}</td><td class='n'>{x + 1}</td><td><code>{_e(commit_text(run))}</code>"
-                        f"</td><td>{_when_text(run.commit_time)}</td><td>{_when_text(run.saved_at)}</td>"
-                        f"<td>M{result.machines.index(run.machine) + 1}</td><td>{_e(run.path.name)}</td></tr>")
-    return ("<details><summary><b>Runs</b> (commit order)</summary><table><tr><th>model</th><th>run</th>"
-            "<th>commit</th><th>commit time</th><th>run time</th><th>machine</th><th>file</th></tr>"
-            + "".join(rows) + "</table></details>")
+            rows.append(
+                f"<tr><td>{_e(model)}</td><td class='n'>{x + 1}</td><td><code>{_e(commit_text(run))}</code>"
+                f"</td><td>{_when_text(run.commit_time)}</td><td>{_when_text(run.saved_at)}</td>"
+                f"<td>M{result.machines.index(run.machine) + 1}</td><td>{_e(run.path.name)}</td></tr>"
+            )
+    return (
+        "<details><summary><b>Runs</b> (commit order)</summary><table><tr><th>model</th><th>run</th>"
+        "<th>commit</th><th>commit time</th><th>run time</th><th>machine</th><th>file</th></tr>"
+        + "".join(rows)
+        + "</table></details>"
+    )
 
 
 def tests_of(runs: Iterable[RunPoint]) -> list[str]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from trtbench import ab, checkouts
 from trtbench.cli import EXIT_OK, EXIT_UNCLEAR, Unusable
@@ -31,9 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--good", required=True, metavar="REV", help="a commit where the test was fast")
     parser.add_argument("--bad", required=True, metavar="REV", help="a later commit where it is slow")
     parser.add_argument("--metric", choices=list(GATED), default="wall", help="the metric that got slower")
-    parser.add_argument("--min-change", type=float, default=None, metavar="FRACTION",
-                        help="the smallest slowdown that counts, e.g. 0.02 for a regression of about 3%% "
-                             "(default: the [ab] table of --thresholds)")
+    parser.add_argument(
+        "--min-change",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="the smallest slowdown that counts, e.g. 0.02 for a regression of about 3%% "
+        "(default: the [ab] table of --thresholds)",
+    )
     add_gate_arguments(parser)
     parser.set_defaults(budget=5.0)
 
@@ -60,21 +65,26 @@ def run(args: argparse.Namespace) -> int:
         first = trees.checkout(bad, "B")
         tests = select_tests(base, first, args, {"A": env, "B": env})
         if len(tests) != 1:
-            raise Unusable(f"-k {args.selection!r} selects {len(tests)} tests: bisect follows exactly one "
-                           f"({', '.join(t.rsplit('::', 1)[-1] for t in tests[:4])}{' ...' if len(tests) > 4 else ''})")
+            raise Unusable(
+                f"-k {args.selection!r} selects {len(tests)} tests: bisect follows exactly one "
+                f"({', '.join(t.rsplit('::', 1)[-1] for t in tests[:4])}{' ...' if len(tests) > 4 else ''})"
+            )
 
         def slower(sha: str) -> bool | None:
             """Whether ``sha`` is slower than good (None: can't tell)."""
             head = trees.checkout(sha, "B")
             out = args.out / f"step{len(steps) + 1}-{sha[:12]}"
-            gate = ab.Gate(base, head, plan_for(args, repo, tests, {"A": env, "B": env}, out))
+            plan = dataclasses.replace(plan_for(args, repo, tests, {"A": env, "B": env}, out), metrics=(args.metric,))
+            gate = ab.Gate(base, head, plan)
             ab.run_gate(gate, settings, say=lambda line: print(f"  {line}"))
             ab.write_outputs(gate, None)
             row = next((r for r in gate.rows if r.metric == args.metric), None)
             if row is None:
                 raise Unusable(f"{tests[0]}: no {args.metric} values to decide on")
-            steps.append(f"{sha[:12]} vs good: {row.verdict} ({row.decision.change:+.1%}, "
-                         f"interval {row.decision.ci[0]:+.1%}..{row.decision.ci[1]:+.1%})")
+            steps.append(
+                f"{sha[:12]} vs good: {row.verdict} ({row.decision.change:+.1%}, "
+                f"interval {row.decision.ci[0]:+.1%}..{row.decision.ci[1]:+.1%})"
+            )
             print(f"step {len(steps)}: {steps[-1]}")
             return {"REGRESSION": True, "can't tell": None}.get(row.verdict, False)
 
@@ -86,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
             raise Unusable(f"{args.bad} is not slower than {args.good} in {tests[0]} {args.metric}: nothing to bisect")
         found = first_slow(between, slower)
         if isinstance(found, list):
-            print(f"can't tell at {steps[-1][:12]}: the first slow commit is one of " + ", ".join(c[:12] for c in found))
+            print(
+                f"can't tell at {steps[-1][:12]}: the first slow commit is one of " + ", ".join(c[:12] for c in found)
+            )
             return EXIT_UNCLEAR
     subject = checkouts.git(repo, "log", "-1", "--format=%s", found)
     print(f"\nfirst slow commit: {found} {subject}\n" + "\n".join(f"  {s}" for s in steps))
@@ -101,7 +113,7 @@ def first_slow(commits: Sequence[str], slower: Callable[[str], bool | None]) -> 
         middle = (low + high) // 2
         verdict = slower(commits[middle])
         if verdict is None:
-            return list(commits[low:high + 1])
+            return list(commits[low : high + 1])
         if verdict:
             high = middle
         else:

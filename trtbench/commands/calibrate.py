@@ -43,8 +43,10 @@ def run_suite(runs: int, pytest_args: list[str], storage: Path) -> list[Path]:
             raise Refused(f"calibration run {k + 1} failed: a calibration needs green runs of the same code")
         new = sorted(set(saved_runs(storage)) - before)
         if len(new) != 1:
-            raise Refused(f"calibration run {k + 1} saved {len(new)} runs in {storage} (expected 1): "
-                          "pass the storage with --storage")
+            raise Refused(
+                f"calibration run {k + 1} saved {len(new)} runs in {storage} (expected 1): "
+                "pass the storage with --storage"
+            )
         made += new
     return made
 
@@ -63,29 +65,43 @@ def thresholds(runs: list[SavedRun], settings: Settings) -> dict[str, dict[str, 
     return out
 
 
-def render_toml(table: dict[str, dict[str, tuple[float, float, list[float]]]], runs: list[SavedRun],
-                settings: Settings) -> str:
+def render_toml(
+    table: dict[str, dict[str, tuple[float, float, list[float]]]], runs: list[SavedRun], settings: Settings
+) -> str:
     """A whole settings file: the decision, floors and fallbacks it was calibrated with, and
     the derived thresholds as its ``[fixed.*]`` tables (each with the spread it came from)."""
-    lines = [f"# A/A calibration over {len(runs)} runs of the same code on {runs[0].machine.get('gpu_name')} "
-             f"(TensorRT {runs[0].machine.get('tensorrt')}, model {runs[0].machine.get('model')}):",
-             "# threshold = noise_multiplier x (max - min) / median of the per-run medians, or cv_multiplier x the",
-             "# median robust per-round CV, whichever is larger, never below the floor.",
-             "# Use with `trtbench compare --thresholds FILE`; its [fixed.*] tables can be merged into regression.toml.",
-             "", "[decision]", f"alpha = {settings.alpha!r}", f"noise_multiplier = {settings.noise_multiplier!r}",
-             f"cv_multiplier = {settings.cv_multiplier!r}", f"history_min_runs = {settings.history_min_runs}",
-             f"history_window = {settings.history_window}", f"max_rounds_factor = {settings.max_rounds_factor}",
-             "", "[floor]", *(f"{metric} = {value!r}" for metric, value in settings.floor.items())]
+    lines = [
+        f"# A/A calibration over {len(runs)} runs of the same code on {runs[0].machine.get('gpu_name')} "
+        f"(TensorRT {runs[0].machine.get('tensorrt')}, model {runs[0].machine.get('model')}):",
+        "# threshold = noise_multiplier x (max - min) / median of the per-run medians, or cv_multiplier x the",
+        "# median robust per-round CV, whichever is larger, never below the floor.",
+        "# Use with `trtbench compare --thresholds FILE`; its [fixed.*] tables can be merged into regression.toml.",
+        "",
+        "[decision]",
+        f"alpha = {settings.alpha!r}",
+        f"noise_multiplier = {settings.noise_multiplier!r}",
+        f"cv_multiplier = {settings.cv_multiplier!r}",
+        f"history_min_runs = {settings.history_min_runs}",
+        f"history_window = {settings.history_window}",
+        f"max_rounds_factor = {settings.max_rounds_factor}",
+        "",
+        "[floor]",
+        *(f"{metric} = {value!r}" for metric, value in settings.floor.items()),
+    ]
     for metric, fallback in settings.thresholds.items():
         lines += ["", f"[thresholds.{metric}]", *(f'"{key}" = {value!r}' for key, value in fallback.items())]
     for metric, tests in table.items():
         lines += ["", f"[fixed.{metric}]"]
         derived = {case_of(name) for name in tests}
-        lines += [f'"{key}" = {value!r}  # hand-set' for key, value in settings.fixed[metric].items()
-                  if key not in derived]
+        lines += [
+            f'"{key}" = {value!r}  # hand-set' for key, value in settings.fixed[metric].items() if key not in derived
+        ]
         for name, (value, spread, medians) in tests.items():
-            lines.append(f'"{case_of(name)}" = {value:.4f}  # spread {spread:.2%}; medians '
-                         + ", ".join(f"{v:.3f}" for v in medians) + " ms")
+            lines.append(
+                f'"{case_of(name)}" = {value:.4f}  # spread {spread:.2%}; medians '
+                + ", ".join(f"{v:.3f}" for v in medians)
+                + " ms"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -93,24 +109,44 @@ def leave_one_out(runs: list[SavedRun], settings: Settings) -> list[str]:
     """Each run against the others (thresholds from them, baseline the newest of them): the false alarms."""
     alarms = []
     for k, run in enumerate(runs):
-        others = runs[:k] + runs[k + 1:]
+        others = runs[:k] + runs[k + 1 :]
         rows = compare(others[-1], run, settings, others)
         alarms += [f"{run.path.name}: {describe(r)}" for r in regressions(rows)]
-        print(f"A/A: {run.path.name} against the other {len(others)}: {len(rows)} decisions, "
-              f"{len(regressions(rows))} flagged")
+        print(
+            f"A/A: {run.path.name} against the other {len(others)}: {len(rows)} decisions, "
+            f"{len(regressions(rows))} flagged"
+        )
     return alarms
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", type=int, default=5,
-                        help="runs of the suite to make (default 5; at least history_min_runs + 1, so that each run "
-                             "left out still has a history)")
-    parser.add_argument("--from-runs", nargs="+", type=Path, default=None, metavar="JSON",
-                        help="calibrate from these saved runs instead of running the suite")
-    parser.add_argument("--storage", type=Path, default=None,
-                        help="where the runs are saved (default: .benchmarks, searched recursively)")
-    parser.add_argument("--out", type=Path, default=Path("calibrated.toml"), help="TOML to write (default calibrated.toml)")
-    parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="settings (default regression.toml)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="runs of the suite to make (default 5; at least history_min_runs + 1, so that each run "
+        "left out still has a history)",
+    )
+    parser.add_argument(
+        "--from-runs",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="calibrate from these saved runs instead of running the suite",
+    )
+    parser.add_argument(
+        "--storage",
+        type=Path,
+        default=None,
+        help="where the runs are saved (default: .benchmarks, searched recursively)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("calibrated.toml"), help="TOML to write (default calibrated.toml)"
+    )
+    parser.add_argument(
+        "--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="settings (default regression.toml)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,8 +166,10 @@ def run(args: argparse.Namespace) -> int:
     for other in runs[1:]:  # before anything is written
         check_comparable(runs[0], other)
         if set(other.tests) != set(runs[0].tests):
-            raise Refused(f"{other.path.name} and {runs[0].path.name} measured different tests; calibrate runs of "
-                          "the same command")
+            raise Refused(
+                f"{other.path.name} and {runs[0].path.name} measured different tests; calibrate runs of "
+                "the same command"
+            )
     table = thresholds(runs, settings)
     with writing("--out", args.out):
         args.out.write_text(render_toml(table, runs, settings))
@@ -153,6 +191,8 @@ def _refuse_copies(runs: list[SavedRun]) -> None:
     for run in runs:
         key = tuple(sorted((name, test.samples.get("wall", ())) for name, test in run.tests.items()))
         if key in seen:
-            raise Refused(f"{run.path.name} holds the same samples as {seen[key]}: copies of one run are not "
-                          "separate runs of the same code")
+            raise Refused(
+                f"{run.path.name} holds the same samples as {seen[key]}: copies of one run are not "
+                "separate runs of the same code"
+            )
         seen[key] = run.path.name

@@ -23,14 +23,28 @@ from trtbench.settings import DEFAULT_THRESHOLDS, Refused, Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="*", type=Path, help="OLD.json NEW.json, or NEW.json (default: the newest run "
-                                                           "in --storage)")
-    parser.add_argument("--storage", type=Path, default=None,
-                        help="saved runs folder, searched recursively for the newest run (default .benchmarks)")
-    parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS,
-                        help="TOML like regression.toml; what it leaves out comes from regression.toml")
-    parser.add_argument("--allow-missing", action="append", default=[], metavar="PATTERN",
-                        help="a test name, or an fnmatch pattern, the new run may lack: deselected on purpose")
+    parser.add_argument(
+        "runs", nargs="*", type=Path, help="OLD.json NEW.json, or NEW.json (default: the newest run in --storage)"
+    )
+    parser.add_argument(
+        "--storage",
+        type=Path,
+        default=None,
+        help="saved runs folder, searched recursively for the newest run (default .benchmarks)",
+    )
+    parser.add_argument(
+        "--thresholds",
+        type=Path,
+        default=DEFAULT_THRESHOLDS,
+        help="TOML like regression.toml; what it leaves out comes from regression.toml",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a test name, or an fnmatch pattern, the new run may lack: deselected on purpose",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown (a job summary)")
 
 
@@ -41,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise Refused(f"no such file: {', '.join(missing)}")
     if args.storage is not None and args.runs:
-        raise Refused("--storage picks the newest run when no run is given; with runs given, the history is NEW's "
-                      "folder: give one or the other")
+        raise Refused(
+            "--storage picks the newest run when no run is given; with runs given, the history is NEW's "
+            "folder: give one or the other"
+        )
     if args.storage is not None and not args.storage.is_dir():
         raise Refused(f"--storage {args.storage}: not a folder")
     settings = Settings.load(args.thresholds)
@@ -61,13 +77,17 @@ def run(args: argparse.Namespace) -> int:
     elif earlier:
         old = earlier[-1]
     else:
-        print(f"no baseline to compare {new.path} with in {new.path.parent}: first run, passing (it becomes the baseline)")
+        print(
+            f"no baseline to compare {new.path} with in {new.path.parent}: first run, passing (it becomes the baseline)"
+        )
         return EXIT_OK
     rows = compare.compare(old, new, settings, earlier, args.allow_missing)
     print(f"old: {old.path}\nnew: {new.path}")
     used = [r.path.name.split("_")[0] for r in earlier if r.same(new, ("weights",))]
-    print(f"history for thresholds: {len(used)} run(s) of the same GPU, TensorRT, model and weights"
-          + (f" in {new.path.parent}: {', '.join(used)}" if used else ""))
+    print(
+        f"history for thresholds: {len(used)} run(s) of the same GPU, TensorRT, model and weights"
+        + (f" in {new.path.parent}: {', '.join(used)}" if used else "")
+    )
     for line in left_out:
         print(line)
     print()

@@ -17,7 +17,6 @@ import importlib.util
 import os
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -69,8 +68,9 @@ def run_mypy(extra_args: list[str] | None = None) -> tuple[str, int]:
         old = os.environ.get("MYPYPATH")
         os.environ["MYPYPATH"] = str(stubs)
         try:
-            out, err, status = api.run(["--config-file", str(ROOT / "pyproject.toml"), "--no-incremental",
-                                        *(extra_args or [])])
+            out, err, status = api.run(
+                ["--config-file", str(ROOT / "pyproject.toml"), "--no-incremental", *(extra_args or [])]
+            )
         finally:
             if old is None:
                 os.environ.pop("MYPYPATH", None)

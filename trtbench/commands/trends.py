@@ -13,27 +13,54 @@ from pathlib import Path
 from trtbench import trends
 from trtbench.cli import EXIT_OK, Unusable, writing
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("storage", metavar="STORAGE", type=Path,
-                        help="folder of saved runs (every *.json below it), e.g. .benchmarks or the benchmark-history "
-                             "branch")
-    parser.add_argument("--out", metavar="FOLDER", type=Path, default=Path("trends"),
-                        help="where to write trends.html and trends.md (default: trends)")
-    parser.add_argument("--metric", action="append", default=[], metavar="METRIC",
-                        help=f"a metric to show, repeatable: {', '.join(trends.METRICS)} (default: all)")
-    parser.add_argument("-k", "--test", action="append", default=[], metavar="PATTERN",
-                        help="a test name or fnmatch pattern, repeatable (default: every test)")
-    parser.add_argument("--min-runs", type=int, default=trends.DEFAULT_MIN_RUNS, metavar="N",
-                        help="a machine's series with fewer runs is drawn, not searched for changes "
-                             f"(default {trends.DEFAULT_MIN_RUNS}, at least {2 * trends.MIN_SEGMENT})")
+    parser.add_argument(
+        "storage",
+        metavar="STORAGE",
+        type=Path,
+        help="folder of saved runs (every *.json below it), e.g. .benchmarks or the benchmark-history branch",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FOLDER",
+        type=Path,
+        default=Path("trends"),
+        help="where to write trends.html and trends.md (default: trends)",
+    )
+    parser.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="METRIC",
+        help=f"a metric to show, repeatable: {', '.join(trends.METRICS)} (default: all)",
+    )
+    parser.add_argument(
+        "-k",
+        "--test",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a test name or fnmatch pattern, repeatable (default: every test)",
+    )
+    parser.add_argument(
+        "--min-runs",
+        type=int,
+        default=trends.DEFAULT_MIN_RUNS,
+        metavar="N",
+        help="a machine's series with fewer runs is drawn, not searched for changes "
+        f"(default {trends.DEFAULT_MIN_RUNS}, at least {2 * trends.MIN_SEGMENT})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     metrics = _metrics(args.metric)
     least = 2 * trends.MIN_SEGMENT
     if args.min_runs < least:
-        raise Unusable(f"--min-runs {args.min_runs}: too few; allowed: {least} or more "
-                       f"({trends.MIN_SEGMENT} runs on each side of a change)")
+        raise Unusable(
+            f"--min-runs {args.min_runs}: too few; allowed: {least} or more "
+            f"({trends.MIN_SEGMENT} runs on each side of a change)"
+        )
     if not args.storage.is_dir():
         raise Unusable(f"STORAGE {args.storage}: not a folder; give the folder of saved runs (e.g. .benchmarks)")
     runs, left_out = trends.read_storage(args.storage)
@@ -42,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         raise Unusable(f"STORAGE {args.storage}: no usable saved run among its {len(left_out)} JSON file(s){why}")
     known = trends.tests_of(runs)
     if args.test and not any(trends.matches(t, args.test) for t in known):
-        raise Unusable(f"-k {' '.join(args.test)}: matches none of the {len(known)} tests of {args.storage} "
-                       f"(e.g. {known[0]}); give a test name or an fnmatch pattern such as '*cuda_graph*'")
+        raise Unusable(
+            f"-k {' '.join(args.test)}: matches none of the {len(known)} tests of {args.storage} "
+            f"(e.g. {known[0]}); give a test name or an fnmatch pattern such as '*cuda_graph*'"
+        )
     result = trends.trends(runs, left_out, metrics, args.test, args.min_runs)
     summary = trends.markdown(result)
     with writing("--out", args.out):
@@ -60,4 +89,3 @@ def _metrics(given: list[str]) -> list[str]:
     if unknown:
         raise Unusable(f"--metric {unknown[0]}: not a metric; allowed: {', '.join(trends.METRICS)}")
     return list(dict.fromkeys(given)) or list(trends.METRICS)
-

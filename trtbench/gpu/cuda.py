@@ -8,10 +8,12 @@ buffer), each owning its handle and releasing it on ``close()`` or context exit.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import re
 import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,15 +94,20 @@ def nvidia_driver_version() -> str:
     """The kernel driver's own version (580.159.04): CUDA reports only the API version it
     supports (13.0), which stays the same across driver updates."""
     try:
-        text = open("/proc/driver/nvidia/version").read()
+        text = Path("/proc/driver/nvidia/version").read_text()
     except OSError:
         text = ""
     match = re.search(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)", text)
     if match:
         return match.group(1)
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout.split()
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         out = []
     return out[0] if out else "unknown"
@@ -155,10 +162,8 @@ class _Resource:
         self.close()
 
     def __del__(self) -> None:  # last resort; tests close explicitly
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 _live_streams: set[int] = set()
@@ -190,7 +195,7 @@ class Stream(_Resource):
     def synchronize(self) -> None:
         cuda_call("cudaStreamSynchronize", cudart.cudaStreamSynchronize(self.handle))
 
-    def wait(self, event: "Event") -> None:
+    def wait(self, event: Event) -> None:
         cuda_call("cudaStreamWaitEvent", cudart.cudaStreamWaitEvent(self.handle, event.handle, 0))
 
     def _release(self) -> None:
@@ -216,7 +221,7 @@ class Event(_Resource):
     def synchronize(self) -> None:
         cuda_call("cudaEventSynchronize", cudart.cudaEventSynchronize(self.handle))
 
-    def elapsed_ms(self, end: "Event") -> float:
+    def elapsed_ms(self, end: Event) -> float:
         """Milliseconds from this event to ``end`` (both recorded and complete)."""
         return float(cuda_call("cudaEventElapsedTime", cudart.cudaEventElapsedTime(self.handle, end.handle)))
 
@@ -230,8 +235,13 @@ _TYPESTR = {np.dtype(t): np.dtype(t).str for t in (np.float32, np.float16, np.in
 def cuda_array_interface(address: int, shape: tuple[int, ...], dtype: Any = np.float32) -> dict[str, Any]:
     """``__cuda_array_interface__`` (v3) of device memory. No "stream" key: callers order
     work on their own streams explicitly."""
-    return {"shape": shape, "typestr": _TYPESTR[np.dtype(dtype)], "data": (address, False), "version": 3,
-            "strides": None}
+    return {
+        "shape": shape,
+        "typestr": _TYPESTR[np.dtype(dtype)],
+        "data": (address, False),
+        "version": 3,
+        "strides": None,
+    }
 
 
 class DeviceBuffer(_Resource):
@@ -269,16 +279,19 @@ class DeviceBuffer(_Resource):
             ),
         )
 
-    def copy_into(self, dest: "DeviceBuffer", stream: Stream, nbytes: int | None = None, dest_offset: int = 0) -> None:
+    def copy_into(self, dest: DeviceBuffer, stream: Stream, nbytes: int | None = None, dest_offset: int = 0) -> None:
         """Device-to-device copy of this buffer's first ``nbytes`` into ``dest`` at ``dest_offset`` bytes."""
         nbytes = self.nbytes if nbytes is None else nbytes
         if not 0 <= nbytes <= self.nbytes or dest_offset < 0 or dest_offset + nbytes > dest.nbytes:
-            raise ValueError(f"copy of {nbytes} bytes from a {self.nbytes}-byte buffer to offset {dest_offset} "
-                             f"of a {dest.nbytes}-byte buffer is out of bounds")
+            raise ValueError(
+                f"copy of {nbytes} bytes from a {self.nbytes}-byte buffer to offset {dest_offset} "
+                f"of a {dest.nbytes}-byte buffer is out of bounds"
+            )
         cuda_call(
             "cudaMemcpyAsync(DeviceToDevice)",
-            cudart.cudaMemcpyAsync(dest.ptr + dest_offset, self.ptr, nbytes,
-                                   cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream.handle),
+            cudart.cudaMemcpyAsync(
+                dest.ptr + dest_offset, self.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream.handle
+            ),
         )
 
     def poison(self, stream: Stream) -> None:

@@ -19,7 +19,7 @@ import gc
 import itertools
 import os
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 LEVELS = ("off", "process", "threads")
 CORES = 4
@@ -50,9 +50,11 @@ def isolate(level: str) -> str:
     if level == "threads":
         _Plan._next = itertools.cycle(_Plan.cores[1:] or _Plan.cores)
         os.sched_setaffinity(threading.get_native_id(), {_Plan.cores[0]})
-    return (f"host isolation {level}: cores {_Plan.cores}" + (", main thread on the first, each worker on its own"
-                                                            if level == "threads" else "")
-            + "; one intra-op thread; no collection in timed rounds")
+    return (
+        f"host isolation {level}: cores {_Plan.cores}"
+        + (", main thread on the first, each worker on its own" if level == "threads" else "")
+        + "; one intra-op thread; no collection in timed rounds"
+    )
 
 
 def pin_this_thread() -> None:

@@ -22,16 +22,17 @@ import dataclasses
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from trtbench.catalogue import OUTPUT_NAME, Approach, approach
 from trtbench.correctness import Comparison, PipelineOutputs, compare, softmax
 from trtbench.figures import busy_ms
 from trtbench.gpu import host
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import DeviceBuffer, Event, Stream, device_allocations
-from trtbench.catalogue import OUTPUT_NAME, Approach, approach
 
 try:
     import nvtx as _nvtx
@@ -98,8 +99,9 @@ class BatchResult:
 
 
 def summary(classes: np.ndarray, max_probs: np.ndarray) -> str:
-    return (f"classes {np.array2string(classes, threshold=10**6)}\n"
-            f"max prob {np.array2string(max_probs, threshold=10**6)}")
+    return (
+        f"classes {np.array2string(classes, threshold=10**6)}\nmax prob {np.array2string(max_probs, threshold=10**6)}"
+    )
 
 
 def postprocess(logits: np.ndarray) -> BatchResult:
@@ -174,7 +176,10 @@ class Sink:
         np.copyto(self.logits[index], logits)
 
     def outputs(self) -> list[PipelineOutputs]:
-        return [PipelineOutputs(lg, cl, mp, t5) for lg, cl, mp, t5 in zip(self.logits, self.classes, self.max_probs, self.top5)]
+        return [
+            PipelineOutputs(lg, cl, mp, t5)
+            for lg, cl, mp, t5 in zip(self.logits, self.classes, self.max_probs, self.top5)
+        ]
 
     def latencies_ms(self) -> np.ndarray:
         return (self.stamps["post_end"] - self.stamps["begin"]) * 1e3
@@ -242,13 +247,26 @@ class BatchEvents:
         self.per_batch["gpu_busy"].append(np.full(len(at["start"]), busy / len(at["start"])))
         host = {name: (stamps - self._origin_host) * 1e3 for name, stamps in sink.stamps.items()}
         self.timeline = {
-            "gpu": [{"batch": i, "span": metric, "stream": self.streams[a][i], "start_ms": float(at[a][i]),
-                     "end_ms": float(at[b][i])} for i in range(len(at["start"]))
-                    for metric, (a, b) in SPANS.items() if metric != "gpu_latency"],
-            "host": [{"batch": i, "span": span, "thread": thread, "start_ms": float(host[a][i]),
-                      "end_ms": float(host[b][i])} for i in range(len(at["start"]))
-                     for span, (a, b), thread in (("enqueue", ("enqueue_start", "enqueue_end"), sink.enqueue_thread[i]),
-                                                  ("postprocess", ("post_start", "post_end"), sink.post_thread[i]))],
+            "gpu": [
+                {
+                    "batch": i,
+                    "span": metric,
+                    "stream": self.streams[a][i],
+                    "start_ms": float(at[a][i]),
+                    "end_ms": float(at[b][i]),
+                }
+                for i in range(len(at["start"]))
+                for metric, (a, b) in SPANS.items()
+                if metric != "gpu_latency"
+            ],
+            "host": [
+                {"batch": i, "span": span, "thread": thread, "start_ms": float(host[a][i]), "end_ms": float(host[b][i])}
+                for i in range(len(at["start"]))
+                for span, (a, b), thread in (
+                    ("enqueue", ("enqueue_start", "enqueue_end"), sink.enqueue_thread[i]),
+                    ("postprocess", ("post_start", "post_end"), sink.post_thread[i]),
+                )
+            ],
         }
 
     def drop_first(self, rounds: int) -> None:
@@ -375,7 +393,7 @@ class Pipeline:
 
     name = "pipeline"  # the approach's name in trtbench.catalogue, which declares its engine and host memory
 
-    def __init__(self, engine: Engine, workload: Workload, shared: "Pipeline | None" = None) -> None:
+    def __init__(self, engine: Engine, workload: Workload, shared: Pipeline | None = None) -> None:
         self.engine = engine
         self.workload = workload
         self._owned: list[Any] = []  # closed in reverse order
@@ -395,7 +413,7 @@ class Pipeline:
         return approach(self.name)
 
     @classmethod
-    def open(cls, *args: Any, **kwargs: Any) -> "Pipeline":
+    def open(cls, *args: Any, **kwargs: Any) -> Pipeline:
         """Construct; if construction fails part-way, release what was already made."""
         self = cls.__new__(cls)
         try:
@@ -435,8 +453,8 @@ class Pipeline:
     def prepare_round(self) -> None:
         self.events.harvest(self.sink)
         self.sink.poison()
-        for host in self.host_outputs():
-            poison_host(host)
+        for array in self.host_outputs():
+            poison_host(array)
         stream = self.poison_stream()
         if stream is not None:
             for buf in self.device_outputs():
@@ -492,7 +510,7 @@ class Pipeline:
         if errors:
             raise errors[0]
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         return self
 
     def __exit__(self, *exc: object) -> None:

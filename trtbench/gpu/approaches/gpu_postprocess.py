@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from trtbench.catalogue import TOP5_CLASS, TOP5_PROB
 from trtbench.gpu.approaches.cuda_graph import CudaGraphPipeline
 from trtbench.gpu.approaches.overlap import SLOTS
 from trtbench.gpu.cuda import DeviceBuffer, PinnedBuffer
-from trtbench.catalogue import TOP5_CLASS, TOP5_PROB
 
 
 class GpuPostprocessPipeline(CudaGraphPipeline):
@@ -36,8 +36,11 @@ class GpuPostprocessPipeline(CudaGraphPipeline):
         self.h_outputs = [*self.h_probs, *self.h_classes]
         # every batch's logits, kept on the device for the check
         self.d_checked = self.own(DeviceBuffer((self.workload.batches, *out_shape)))
-        self.output_addresses = {self.output_name: self.d_output.ptr, TOP5_PROB: self.d_probs.ptr,
-                                 TOP5_CLASS: self.d_classes.ptr}
+        self.output_addresses = {
+            self.output_name: self.d_output.ptr,
+            TOP5_PROB: self.d_probs.ptr,
+            TOP5_CLASS: self.d_classes.ptr,
+        }
         self.bind_context_outputs()
 
     def device_outputs(self) -> list[DeviceBuffer]:
@@ -61,7 +64,7 @@ class GpuPostprocessPipeline(CudaGraphPipeline):
         self.d_checked.download(checked, self.compute_stream)
         self.compute_stream.synchronize()
         for i, x in enumerate(self.workload.inputs):
-            self.sink.set_logits(i, checked[i, :x.shape[0]])
+            self.sink.set_logits(i, checked[i, : x.shape[0]])
 
 
 Approach = GpuPostprocessPipeline

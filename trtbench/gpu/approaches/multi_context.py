@@ -29,8 +29,16 @@ class MultiContextPipeline(Pipeline):
         # one context per part (its point is the number of contexts): its input address and
         # event change every batch and are bound before the compute span, only when they change
         self.parts = [
-            self.own(OverlapPipeline.open(engine, workload, indices=range(k, workload.batches, contexts), shared=self,
-                                          label=f"ctx{k} ", context_per_slot=False))
+            self.own(
+                OverlapPipeline.open(
+                    engine,
+                    workload,
+                    indices=range(k, workload.batches, contexts),
+                    shared=self,
+                    label=f"ctx{k} ",
+                    context_per_slot=False,
+                )
+            )
             for k in range(contexts)
         ]
         self.contexts_used = sum(part.contexts_used for part in self.parts)

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from trtbench.engines import profile_for_batch
 from trtbench.gpu.approaches.reuse_buffers import SerialPipeline
 from trtbench.gpu.backends.base import Engine, UnsupportedApproach
 from trtbench.gpu.cuda import DeviceBuffer, Stream
-from trtbench.engines import profile_for_batch
 from trtbench.gpu.pipeline import Pipeline, Workload
 
 VARIANTS = ("two_profiles", "one_profile")
@@ -59,8 +59,10 @@ class MultiProfilePipeline(SerialPipeline):
         small, large = min(self.batch_sizes), max(self.batch_sizes)
         return {
             "variant": self.variant,
-            "batch_small": small, "batch_small_gpu_ms": float(np.median(compute[:, sizes == small])),
-            "batch_large": large, "batch_large_gpu_ms": float(np.median(compute[:, sizes == large])),
+            "batch_small": small,
+            "batch_small_gpu_ms": float(np.median(compute[:, sizes == small])),
+            "batch_large": large,
+            "batch_large_gpu_ms": float(np.median(compute[:, sizes == large])),
         }
 
 

@@ -17,7 +17,7 @@ span, whose events and enqueue time hold the engine's launch alone.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -31,13 +31,21 @@ SLOTS = 2
 class OverlapPipeline(Pipeline):
     name = "overlap"
 
-    def __init__(self, engine: Engine, workload: Workload, indices: Sequence[int] | None = None,
-                 shared: Pipeline | None = None, label: str = "", context_per_slot: bool = True) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        workload: Workload,
+        indices: Sequence[int] | None = None,
+        shared: Pipeline | None = None,
+        label: str = "",
+        context_per_slot: bool = True,
+    ) -> None:
         super().__init__(engine, workload, shared)
         # multi_context runs one of these per context over a share of the batches
         self.indices = list(range(workload.batches)) if indices is None else list(indices)
-        self.bound = [BoundContext(self.new_context(), self.input_name)
-                      for _ in range(SLOTS if context_per_slot else 1)]
+        self.bound = [
+            BoundContext(self.new_context(), self.input_name) for _ in range(SLOTS if context_per_slot else 1)
+        ]
         self.context: ExecutionContext = self.bound[0].context  # for shape queries
         self.copy_stream = self.own(Stream(f"{label}copy"))
         self.compute_stream = self.own(Stream(f"{label}compute"))
@@ -119,7 +127,7 @@ class OverlapPipeline(Pipeline):
                 batch = self.workload.inputs[i].shape[0]
                 self.compute_stream.wait(self.uploaded[slot])
                 self.bind(slot, batch)
-                self.compute(i, self.compute_stream, lambda: self.launch(slot, batch))
+                self.compute(i, self.compute_stream, lambda slot=slot, batch=batch: self.launch(slot, batch))
                 if position + 1 < len(self.indices):
                     self._upload(position + 1)
                 out_slot = self.ring.slot_for(position)

@@ -25,8 +25,9 @@ class SerialPipeline(Pipeline):
         """``context`` and the buffers of the largest batch, in the engine's input dtype."""
         self.context = context
         out_shape = self.output_shape(context, self.workload.max_batch)
-        self.d_input = self.own(DeviceBuffer(self.workload.batch_shape(self.workload.max_batch),
-                                             self.engine.tensor_dtype(self.input_name)))
+        self.d_input = self.own(
+            DeviceBuffer(self.workload.batch_shape(self.workload.max_batch), self.engine.tensor_dtype(self.input_name))
+        )
         self.d_output = self.own(DeviceBuffer(out_shape))
         self.h_output = self._host_output(out_shape)
 

@@ -58,7 +58,7 @@ class ExecutionContext(abc.ABC):
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "ExecutionContext":
+    def __enter__(self) -> ExecutionContext:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -106,7 +106,7 @@ class Engine(abc.ABC):
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:

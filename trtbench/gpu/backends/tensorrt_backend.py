@@ -88,8 +88,12 @@ def build_serialized_engine(spec: EngineSpec, onnx_path: Path, timing_cache_path
     input_name = network.get_input(0).name
     for index, (lo, opt, hi) in enumerate(spec.profiles):
         profile = builder.create_optimization_profile()
-        profile.set_shape(input_name, trt.Dims([lo, *spec.input_shape]), trt.Dims([opt, *spec.input_shape]),
-                          trt.Dims([hi, *spec.input_shape]))
+        profile.set_shape(
+            input_name,
+            trt.Dims([lo, *spec.input_shape]),
+            trt.Dims([opt, *spec.input_shape]),
+            trt.Dims([hi, *spec.input_shape]),
+        )
         if config.add_optimization_profile(profile) < 0:
             raise TensorRTError(f"engine {spec.name!r}: profile {index} ({lo}/{opt}/{hi}) rejected")
 
@@ -132,25 +136,34 @@ def layer_information(data: bytes, spec: EngineSpec) -> str:
     context = engine.create_execution_context()
     if context is None:
         raise TensorRTError(f"engine {spec.name!r}: create_execution_context returned None (inspector)")
-    input_name = next(engine.get_tensor_name(i) for i in range(engine.num_io_tensors)
-                      if engine.get_tensor_mode(engine.get_tensor_name(i)) == trt.TensorIOMode.INPUT)
+    input_name = next(
+        engine.get_tensor_name(i)
+        for i in range(engine.num_io_tensors)
+        if engine.get_tensor_mode(engine.get_tensor_name(i)) == trt.TensorIOMode.INPUT
+    )
     opt = spec.profiles[0][1]
-    _check(context.set_input_shape(input_name, [opt, *spec.input_shape]),
-           f"engine {spec.name!r}: set_input_shape({input_name!r}, batch {opt}) for the inspector")
+    _check(
+        context.set_input_shape(input_name, [opt, *spec.input_shape]),
+        f"engine {spec.name!r}: set_input_shape({input_name!r}, batch {opt}) for the inspector",
+    )
     inspector = engine.create_engine_inspector()
     inspector.execution_context = context
     return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
 
 
 class TensorRTContext(ExecutionContext):
-    def __init__(self, engine: "TensorRTEngine", index: int) -> None:
+    def __init__(self, engine: TensorRTEngine, index: int) -> None:
         context = engine.engine.create_execution_context()
         if context is None:
-            raise TensorRTError(f"engine {engine.spec.name!r}: create_execution_context returned None (context {index})")
+            raise TensorRTError(
+                f"engine {engine.spec.name!r}: create_execution_context returned None (context {index})"
+            )
         context.nvtx_verbosity = RUN_NVTX_VERBOSITY
         if context.nvtx_verbosity != RUN_NVTX_VERBOSITY:  # the property setter drops TensorRT's bool
-            raise TensorRTError(f"context {index} of engine {engine.spec.name!r}: nvtx_verbosity stayed "
-                                f"{context.nvtx_verbosity} after setting {RUN_NVTX_VERBOSITY}")
+            raise TensorRTError(
+                f"context {index} of engine {engine.spec.name!r}: nvtx_verbosity stayed "
+                f"{context.nvtx_verbosity} after setting {RUN_NVTX_VERBOSITY}"
+            )
         self._engine = engine
         self.index = index
         self.context: trt.IExecutionContext | None = context
@@ -162,24 +175,29 @@ class TensorRTContext(ExecutionContext):
 
     def set_input_shape(self, name: str, shape: tuple[int, ...]) -> None:
         self._engine.check_tensor(name)
-        _check(self._ctx().set_input_shape(name, list(shape)),
-               f"context {self.index}: set_input_shape({name!r}, {tuple(shape)}) (outside the selected profile?)")
+        _check(
+            self._ctx().set_input_shape(name, list(shape)),
+            f"context {self.index}: set_input_shape({name!r}, {tuple(shape)}) (outside the selected profile?)",
+        )
 
     def get_tensor_shape(self, name: str) -> tuple[int, ...]:
         self._engine.check_tensor(name)  # an unknown name gives nbDims = -1, and len() a bare ValueError
         dims = self._ctx().get_tensor_shape(name)
         shape = tuple(int(dims[i]) for i in range(len(dims)))
         if any(d < 0 for d in shape):
-            raise TensorRTError(f"context {self.index}: tensor {name!r} has unresolved shape {shape}: "
-                                "set the input shapes first")
+            raise TensorRTError(
+                f"context {self.index}: tensor {name!r} has unresolved shape {shape}: set the input shapes first"
+            )
         return shape
 
     def set_tensor_address(self, name: str, address: int) -> None:
         self._engine.check_tensor(name)
         if address == 0:  # TensorRT would take it as "unbind" and fail the next enqueue
             raise TensorRTError(f"context {self.index}: set_tensor_address({name!r}) with a null address")
-        _check(self._ctx().set_tensor_address(name, address),
-               f"context {self.index}: set_tensor_address({name!r}, {address:#x}) (TensorRT needs 256-byte alignment)")
+        _check(
+            self._ctx().set_tensor_address(name, address),
+            f"context {self.index}: set_tensor_address({name!r}, {address:#x}) (TensorRT needs 256-byte alignment)",
+        )
 
     def set_input_consumed_event(self, event: int | None) -> None:
         _check(self._ctx().set_input_consumed_event(event or 0), f"context {self.index}: set_input_consumed_event")
@@ -187,13 +205,17 @@ class TensorRTContext(ExecutionContext):
     def set_optimization_profile(self, index: int, stream: Stream) -> None:
         profiles = self._engine.num_profiles
         if not 0 <= index < profiles:
-            raise TensorRTError(f"context {self.index}: profile {index} does not exist (engine "
-                                f"{self._engine.spec.name!r} has {profiles})")
+            raise TensorRTError(
+                f"context {self.index}: profile {index} does not exist (engine "
+                f"{self._engine.spec.name!r} has {profiles})"
+            )
         try:  # the binding raises RuntimeError on failure; it never returns False
             ok = self._ctx().set_optimization_profile_async(index, stream.ptr)
         except RuntimeError as exc:
-            raise TensorRTError(f"context {self.index}: set_optimization_profile_async({index}) of engine "
-                                f"{self._engine.spec.name!r} failed: {exc}") from None
+            raise TensorRTError(
+                f"context {self.index}: set_optimization_profile_async({index}) of engine "
+                f"{self._engine.spec.name!r} failed: {exc}"
+            ) from None
         _check(ok, f"context {self.index}: set_optimization_profile_async({index})")
 
     def enqueue(self, stream: Stream) -> None:
@@ -228,13 +250,16 @@ class TensorRTEngine(Engine):
         for name, (dtype, _) in expected.items():
             actual = self.engine.get_tensor_dtype(name)
             if _NUMPY_DTYPES.get(actual) != dtype:
-                raise TensorRTError(f"engine {self.spec.name!r}: tensor {name!r} is {actual}, the pipelines need "
-                                    f"{dtype} (graph variant {self.spec.graph_variant!r})")
+                raise TensorRTError(
+                    f"engine {self.spec.name!r}: tensor {name!r} is {actual}, the pipelines need "
+                    f"{dtype} (graph variant {self.spec.graph_variant!r})"
+                )
 
     def check_tensor(self, name: str) -> None:
         if name not in self._inputs and name not in self._outputs:
-            raise TensorRTError(f"engine {self.spec.name!r} has no tensor {name!r} "
-                                f"(inputs {self._inputs}, outputs {self._outputs})")
+            raise TensorRTError(
+                f"engine {self.spec.name!r} has no tensor {name!r} (inputs {self._inputs}, outputs {self._outputs})"
+            )
 
     @property
     def input_names(self) -> list[str]:
@@ -254,7 +279,9 @@ class TensorRTEngine(Engine):
 
     def profile_batch_range(self, index: int) -> tuple[int, int]:
         if not 0 <= index < self.num_profiles:  # the binding returns nbDims -1 shapes, not an error
-            raise TensorRTError(f"engine {self.spec.name!r}: profile {index} does not exist (it has {self.num_profiles})")
+            raise TensorRTError(
+                f"engine {self.spec.name!r}: profile {index} does not exist (it has {self.num_profiles})"
+            )
         lo, _, hi = self.engine.get_tensor_profile_shape(self._inputs[0], index)
         return int(lo[0]), int(hi[0])
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from trtbench.catalogue import ModelSpec, graph_io
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import CapturedGraph, Stream, cuda_array_interface, cuda_call, cudart
-from trtbench.catalogue import ModelSpec, graph_io
 from trtbench.graphs import classifier_graph
 
 
@@ -29,7 +29,7 @@ class _CudaView:
 class TorchGraph(CapturedGraph):
     """A ``torch.cuda.CUDAGraph``: its private memory pool keeps the intermediates alive."""
 
-    def __init__(self, graph: "torch.cuda.CUDAGraph") -> None:
+    def __init__(self, graph: torch.cuda.CUDAGraph) -> None:
         self._torch_graph = graph
         self._closed = False
 
@@ -43,7 +43,7 @@ class TorchGraph(CapturedGraph):
 
 
 class TorchContext(ExecutionContext):
-    def __init__(self, engine: "TorchEngine") -> None:
+    def __init__(self, engine: TorchEngine) -> None:
         self._engine = engine
         self._batch: int | None = None
         self._addresses: dict[str, int] = {}
@@ -52,8 +52,10 @@ class TorchContext(ExecutionContext):
     def set_input_shape(self, name: str, shape: tuple[int, ...]) -> None:
         sample = self._engine.inputs.get(name, (None, None))[1]
         if sample is None or len(shape) != 1 + len(sample) or tuple(shape[1:]) != sample or shape[0] < 1:
-            raise ValueError(f"torch backend: input {name!r} shape {tuple(shape)} is not [N, "
-                             f"{', '.join(map(str, sample or ()))}] of {', '.join(self._engine.inputs)}")
+            raise ValueError(
+                f"torch backend: input {name!r} shape {tuple(shape)} is not [N, "
+                f"{', '.join(map(str, sample or ()))}] of {', '.join(self._engine.inputs)}"
+            )
         self._batch = int(shape[0])
 
     def _io(self, name: str) -> tuple[np.dtype[Any], tuple[int, ...]]:
@@ -102,8 +104,9 @@ class TorchContext(ExecutionContext):
         # torch's allocator must know about the capture (private pool), so use its API;
         # the input-consumed event cannot be recorded inside a graph: callers record it after.
         graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(
-            graph, stream=torch.cuda.ExternalStream(stream.ptr), capture_error_mode="thread_local"
+        with (
+            torch.inference_mode(),
+            torch.cuda.graph(graph, stream=torch.cuda.ExternalStream(stream.ptr), capture_error_mode="thread_local"),
         ):
             self._forward(None)
         return TorchGraph(graph)
@@ -112,7 +115,9 @@ class TorchContext(ExecutionContext):
 class TorchEngine(Engine):
     backend = "torch"
 
-    def __init__(self, model: torch.nn.Module, spec: ModelSpec, precision: str = "fp32", variant: str = "logits") -> None:
+    def __init__(
+        self, model: torch.nn.Module, spec: ModelSpec, precision: str = "fp32", variant: str = "logits"
+    ) -> None:
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"torch backend: precision {precision!r} is not fp32 or fp16")
         if not torch.cuda.is_available():
