@@ -42,8 +42,17 @@ def test_no_change_with_a_narrow_interval_is_ok():
 
 
 def test_noise_wider_than_the_threshold_is_cant_tell_not_a_guess():
-    d = decide_ab(values(5.0, 0.10, 3, 1), values(5.0, 0.10, 3, 2), 0.05, 0.01)
+    d = decide_ab([5.0, 6.0, 4.2], [5.5, 4.4, 6.1], 0.05, 0.01)
     assert d.verdict == "can't tell" and d.ci[1] > 0.05 and "more processes" in d.reason
+
+
+def test_ok_is_an_equivalence_bound_not_the_reported_interval():
+    """ok: the one-sided 95% upper bound below the threshold (TOST), though the 99% interval
+    reported still reaches past it; with ok_alpha as strict as alpha it is can't tell."""
+    a, b = [5.00, 5.05, 4.98, 5.02], [5.01, 5.04, 5.03, 4.99]
+    d = decide_ab(a, b, 0.01, 0.01)
+    assert d.verdict == "ok" and d.ci[1] > 0.01 and d.reason == "any slowdown is under 1.0%"
+    assert decide_ab(a, b, 0.01, 0.01, ok_alpha=0.005).verdict == "can't tell"
 
 
 def test_faster_and_small_significant_changes():

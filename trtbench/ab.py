@@ -214,7 +214,7 @@ def decide(gate: Gate, settings: Settings) -> list[Row]:
             if metric == "compute" and any(enqueue_bound(t) for t in a_tests[:1] + b_tests[:1]):
                 # the GPU waits for the host's launches: its time is host time, judged as the wall is
                 threshold = max(threshold, settings.ab_threshold(name, "wall"))
-            rows.append(Row(name, metric, decide_ab(a, b, threshold, settings.ab_alpha)))
+            rows.append(Row(name, metric, decide_ab(a, b, threshold, settings.ab_alpha, settings.ab_ok_alpha)))
     return rows
 
 

@@ -44,6 +44,7 @@ class Settings:
     max_rounds_factor: int
     ab: dict[str, dict[str, float]]  # metric -> key -> the smallest change of an A/B that counts
     ab_alpha: float
+    ab_ok_alpha: float
 
     @classmethod
     def load(cls, path: Path = DEFAULT_THRESHOLDS) -> Settings:
@@ -89,9 +90,10 @@ class Settings:
         for metric, table in ab.items():
             if "default" not in table:
                 raise Refused(f"--thresholds {path}: [ab.{metric}] needs a 'default'")
-        ab_alpha = ab_section.get("alpha", 0.01)
-        if isinstance(ab_alpha, bool) or not isinstance(ab_alpha, (int, float)) or not 0 < ab_alpha < 1:
-            raise Refused(f"--thresholds {path}: ab.alpha = {ab_alpha!r} is not a significance level in (0, 1)")
+        ab_alpha, ab_ok_alpha = ab_section.get("alpha", 0.01), ab_section.get("ok_alpha", 0.05)
+        for key, value in (("alpha", ab_alpha), ("ok_alpha", ab_ok_alpha)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
+                raise Refused(f"--thresholds {path}: ab.{key} = {value!r} is not a significance level in (0, 0.5)")
         if not (
             0 < alpha < 1
             and multiplier > 0
@@ -116,6 +118,7 @@ class Settings:
             max_rounds_factor=factor,
             ab=ab,
             ab_alpha=float(ab_alpha),
+            ab_ok_alpha=float(ab_ok_alpha),
         )
 
     def ab_threshold(self, test_name: str, metric: str) -> float:

@@ -194,19 +194,22 @@ class ABDecision:
         if self.verdict == "faster":
             return f"faster by {self.change:+.1%} (p={self.p_value:.2g})"
         if self.verdict == "ok":
-            return f"any slowdown is under {self.threshold:.1%} (interval up to {self.ci[1]:+.1%})"
+            return f"any slowdown is under {self.threshold:.1%}"
         if math.isnan(self.ci[1]):
             return "too few processes"
         return f"the interval {self.ci[0]:+.1%}..{self.ci[1]:+.1%} reaches past {self.threshold:.1%}: more processes"
 
 
-def decide_ab(a: Sequence[float], b: Sequence[float], threshold: float, alpha: float) -> ABDecision:
+def decide_ab(
+    a: Sequence[float], b: Sequence[float], threshold: float, alpha: float, ok_alpha: float = 0.05
+) -> ABDecision:
     """The verdict on one metric of one test from per-process values of the two sides.
 
     REGRESSION: B is slower by more than ``threshold`` and Welch's test rejects "no change"
-    at ``alpha``; faster: the same, the other way; ok: the (1 - alpha) interval of the
-    change lies below ``threshold`` (whatever B changed, it is less than that); else can't
-    tell (more processes narrow the interval)."""
+    at ``alpha``; faster: the same, the other way; ok: the one-sided (1 - ok_alpha) upper
+    bound of the change lies below ``threshold`` (an equivalence test, as TOST: a slowdown
+    of ``threshold`` would pass as ok at most ``ok_alpha`` of the time); else can't tell
+    (more processes narrow the interval). The interval reported is the (1 - alpha) one."""
     if not 0 < threshold < 10:
         raise ValueError(f"threshold {threshold!r} is not a fraction such as 0.05")
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -222,16 +225,17 @@ def decide_ab(a: Sequence[float], b: Sequence[float], threshold: float, alpha: f
     if x.size < 2 or y.size < 2:
         return ABDecision("can't tell", change, (nan, nan), nan, threshold, tuple(x), tuple(y))
     if np.ptp(np.concatenate([lx, ly])) == 0:  # every value equal: no change, exactly
-        low, high, p = 0.0, 0.0, 1.0
+        low, high, p, bound = 0.0, 0.0, 1.0, 0.0
     else:
         test = scipy_stats.ttest_ind(ly, lx, equal_var=False)
         interval = test.confidence_interval(1 - alpha)
         low, high, p = float(np.exp(interval.low) - 1), float(np.exp(interval.high) - 1), float(test.pvalue)
+        bound = float(np.exp(test.confidence_interval(1 - 2 * ok_alpha).high) - 1)
     if p < alpha and change > threshold:
         verdict = "REGRESSION"
     elif p < alpha and change < -threshold:
         verdict = "faster"
-    elif high < threshold:
+    elif bound < threshold:
         verdict = "ok"
     else:
         verdict = "can't tell"
