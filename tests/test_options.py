@@ -133,7 +133,7 @@ def test_values_are_parsed(parse, tmp_path):
         (["--batch-sweep", "0,8"], "got '0,8'"),
         (["--batch-sweep", "8,8"], "got '8,8'"),
         (["--batch-sweep", "4097"], "from 1 to 4096"),
-        (["--host-isolation", "all"], "--host-isolation all: not a level; allowed: off, process, threads"),
+        (["--host-isolation", "threads"], "--host-isolation threads: not a level; allowed: off, process"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(parse, args, expected):
@@ -459,8 +459,8 @@ TensorRT pipeline benchmarks:
   --contexts=CONTEXTS execution contexts of the multi_context approach (default 2)
   --regression-baseline=JSON|latest after the benchmarks, compare with this saved run (or the newest saved run of this
       GPU) and fail on a regression; 'latest' with no saved run yet passes with a note
-  --host-isolation={off,process,threads} quieter timed rounds: no garbage collection in them, one torch intra-op
-      thread, the process on fixed cores (process), and each of its threads on its own core (threads) (default off)
+  --host-isolation={off,process} process: no garbage collection in timed rounds, one torch intra-op thread, the
+      process on fixed cores (default off: README, Quieter processes)
   --ordering-tolerance=ORDERING_TOLERANCE how much slower than its predecessor an approach of the chain may be
       (default 0.05)
 """

@@ -228,10 +228,17 @@ def render_timelines(rows: list[dict[str, Any]], backend: str, path: Path) -> bo
         "ms since the round's start (one round, CUDA events and host clock; every panel on this scale)"
     )
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SPAN_COLORS.values()]
-    fig.legend(handles, list(SPAN_COLORS), loc="upper right", ncol=len(SPAN_COLORS), fontsize=9,
-               bbox_to_anchor=(0.995, 0.995))
-    fig.suptitle(f"{backend}: one timed round per approach\n(spans under {MIN_SPAN_SHARE:.1%} of the axis drawn at "
-                 "that width)", y=0.995, fontsize=10, x=0.01, ha="left", va="top")
+    fig.legend(
+        handles, list(SPAN_COLORS), loc="upper right", ncol=len(SPAN_COLORS), fontsize=9, bbox_to_anchor=(0.995, 0.995)
+    )
+    fig.suptitle(
+        f"{backend}: one timed round per approach\n(spans under {MIN_SPAN_SHARE:.1%} of the axis drawn at that width)",
+        y=0.995,
+        fontsize=10,
+        x=0.01,
+        ha="left",
+        va="top",
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.965))
     fig.savefig(path, dpi=100)
     plt.close(fig)

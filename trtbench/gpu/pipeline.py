@@ -30,7 +30,6 @@ import numpy as np
 from trtbench.catalogue import OUTPUT_NAME, Approach, approach
 from trtbench.correctness import Comparison, PipelineOutputs, compare, softmax
 from trtbench.figures import busy_ms
-from trtbench.gpu import host
 from trtbench.gpu.backends.base import Engine, ExecutionContext
 from trtbench.gpu.cuda import DeviceBuffer, Event, Stream, device_allocations
 
@@ -324,7 +323,6 @@ class WorkerThread:
         self._thread.start()
 
     def _loop(self) -> None:
-        host.pin_this_thread()
         while True:
             job = self._jobs.get()
             try:
