@@ -309,7 +309,7 @@ def command(repo, *args):
         cwd=repo,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "HOME": str(repo)},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{repo}:{ROOT}", "HOME": str(repo)},
         timeout=900,
     )
     return done
