@@ -18,8 +18,10 @@ in process are listed, each with its reason, in mutation/equivalent.toml; an ent
 matches no surviving mutant is an error (the code moved on, or a test now kills it).
 
 Exit status: 0 every module at or above its floor; 1 a module below it (its unexplained
-survivors are printed: file:line, function and the edit); 2 mutmut itself failed, or
-equivalent.toml is wrong.
+survivors are printed: file:line, function and the edit); 2 mutmut itself failed (it exited
+with an error, left a module without results, or mutants unrun: --again still judges the
+others, and still exits 2), or equivalent.toml is wrong (unreadable, an entry without its
+keys, or one that matches no surviving mutant).
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ NOT_REACHED = {5: "no tests", 33: "no tests"}
 # pytest itself failed (3: INTERNALERROR; 255: the forkserver's run_tests raised): the suite
 # could not start or finish, so no test judged the mutant; counted killed, shown apart
 PYTEST_CRASHED = {3, 255}
+
+
+class Broken(Exception):
+    """The results cannot be judged: mutmut failed, or mutation/equivalent.toml is wrong (exit 2)."""
 
 
 @dataclasses.dataclass
@@ -125,9 +131,13 @@ def load_mutants(paths: list[str]) -> list[Mutant]:
     for path in paths:
         meta = MUTANTS / (path + ".meta")
         if not meta.is_file():
-            raise SystemExit(f"error: {meta.relative_to(ROOT)} is missing: mutmut made no mutants of {path}")
-        doc = json.loads(meta.read_text())
-        for name, code in sorted(doc["exit_code_by_key"].items(), key=lambda kv: _natural(kv[0])):
+            raise Broken(f"{meta.relative_to(ROOT)} is missing: mutmut made no mutants of {path}")
+        try:
+            doc = json.loads(meta.read_text())
+            codes = doc["exit_code_by_key"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise Broken(f"{meta.relative_to(ROOT)}: unreadable results of mutmut ({exc!r})") from None
+        for name, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
             mutants.append(Mutant(name, module_of(path), path, function_of(name), code))
     return mutants
 
@@ -213,7 +223,10 @@ class Entry:
 def load_entries() -> list[Entry]:
     """mutation/equivalent.toml, one Entry per listed edit (an [[equivalent]] may list several
     mutants of one original line under ``mutants``, each still matched on its own)."""
-    doc = tomllib.loads(EQUIVALENTS.read_text())
+    try:
+        doc = tomllib.loads(EQUIVALENTS.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise Broken(f"mutation/equivalent.toml: {exc}") from None
     entries, problems = [], []
     for kind, required, optional in (
         ("equivalent", ("module", "function", "original", "reason"), ("mutant", "mutants")),
@@ -237,7 +250,7 @@ def load_entries() -> list[Entry]:
             for edit in edits or [""]:
                 entries.append(Entry(kind, mutant=edit, **fields))
     if problems:
-        raise SystemExit("error: mutation/equivalent.toml: " + "; ".join(problems))
+        raise Broken("mutation/equivalent.toml: " + "; ".join(problems))
     return entries
 
 
@@ -336,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = list(mutmut_config()["only_mutate"])
     start = time.monotonic()
+    try:
+        entries = load_entries()  # before the run: a broken file fails in a second, not after minutes
+    except Broken as exc:
+        print(f"error: {exc}")
+        return 2
     if not args.again:
         print(
             f"mutmut run over {len(paths)} modules ({args.max_children} at a time; log: {LOG.relative_to(ROOT)})",
@@ -347,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(tail))
             print(f"error: mutmut run exited with {status}")
             return 2
-    entries = load_entries()
-    mutants = load_mutants(paths)
+    try:
+        mutants = load_mutants(paths)
+    except Broken as exc:
+        print(f"error: {exc}")
+        return 2
     unchecked = [m.name for m in mutants if m.exit_code is None]
     if unchecked:
         print(f"error: {len(unchecked)} mutant(s) were never run (e.g. {unchecked[0]}): the mutmut run was cut short")
@@ -357,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         mutants = [m for m in mutants if m.exit_code is not None]
     describe_edits([m for m in mutants if not m.detected])
     status = judge(mutants, entries, [module_of(p) for p in paths], args.all)
+    if unchecked:
+        status = 2  # judged what was run, for a look; no verdict on a run cut short
     print(f"\nmutation testing: {'passed' if status == 0 else 'FAILED'} in {time.monotonic() - start:.0f} s")
     return status
 
