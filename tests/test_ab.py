@@ -4,6 +4,7 @@ their merge, refusals in one line, and both commands through their whole flow on
 tests/cpu_suite.py, a slowdown planted by tests/plant.py outside the product code)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from trtbench.checkouts import Checkout
 from trtbench.cli import Unusable
 from trtbench.commands.bisect import first_slow
 from trtbench.runs import SavedRun
+from trtbench.settings import Settings
 from trtbench.stats import decide_ab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -449,3 +451,307 @@ def test_a_run_of_the_suite_reads_as_a_saved_run_of_one_side(tmp_path):
     path = saved_run(tmp_path / "0001_A.json")
     assert SavedRun.load(path).tests
     assert Checkout(tmp_path, None, "B").describe() == f"folder {tmp_path}"
+
+
+# ---------------------------------------------------------------- in process, piece by piece
+# (each pins a behaviour a mutation test found unchecked: see mutation/run.py)
+
+AB_SETTINGS = (
+    "[thresholds.wall]\ndefault = 0.10\n[thresholds.compute]\ndefault = 0.05\n"
+    "[ab]\nalpha = 0.02\nok_alpha = 0.2\n[ab.wall]\ndefault = 0.05\nfp16 = 0.08\n[ab.compute]\ndefault = 0.01\n"
+)
+FP16, MULTI = "test_approach[torch-fp16]", "test_approach[torch-multi_context]"
+
+
+def ab_settings(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(AB_SETTINGS)
+    return Settings.load(path)
+
+
+def process_run(side, i, tests):
+    """One process's saved run, in memory: ``tests`` maps a test name to its metric -> samples."""
+    from tests.helpers import record
+
+    machine = {"gpu_name": "NVIDIA H200", "tensorrt": "10.13", "model": "resnet18", "cuda": {"x": 1}, "n": i}
+    return SavedRun(Path(f"{side}{i}.json"), machine, {}, "", {t: record(t, 8, s) for t, s in tests.items()})
+
+
+def gate_with(tmp_path, runs, metrics=("wall", "compute"), base_sha="a" * 40):
+    plan = ab.Plan(
+        tuple(f"benchmarks/test_approaches.py::{t}" for t in (FP16, MULTI)),
+        600,
+        2,
+        6,
+        (),
+        tmp_path / "cache",
+        tmp_path / "out" / "gate",
+        {},
+        metrics,
+    )
+    gate = ab.Gate(Checkout(tmp_path / "a", base_sha, "A"), Checkout(tmp_path / "b", "b" * 40, "B"), plan)
+    gate.runs = runs
+    gate.pair_seconds = [90.0, 96.0]
+    gate.stopped_by = "every metric decided"
+    return gate
+
+
+def measured_sides(b_first_enqueue=0.1, b_second_busy=True):
+    """Three processes a side. fp16: wall 10% slower in B, compute the same; multi_context:
+    per-batch GPU spans 20% slower in B but its GPU busy time the same (what is judged)."""
+    a_wall, b_wall = [5.0, 5.05, 4.95], [5.5, 5.52, 5.47]
+    a_gpu, b_gpu = [2.0, 2.01, 1.99], [2.0, 2.02, 1.99]
+    runs = {"A": [], "B": []}
+    for side, wall, gpu in (("A", a_wall, a_gpu), ("B", b_wall, b_gpu)):
+        for i in range(3):
+            enqueue = b_first_enqueue if side == "B" and i == 0 else 0.1
+            multi = {"wall": [3.0 + i / 100] * 3, "compute": [gpu[i] * (1.2 if side == "B" else 1)] * 3}
+            if side == "A" or i != 1 or b_second_busy:
+                multi["gpu_busy"] = [gpu[i] / 2, gpu[i] / 2 + 0.001, gpu[i] / 2 - 0.001]
+            fp16 = {"wall": [wall[i] - 0.01, wall[i], wall[i] + 0.3], "compute": [gpu[i]] * 3, "enqueue": [enqueue] * 3}
+            runs[side].append(process_run(side, i, {FP16: fp16, MULTI: multi}))
+    return runs, a_wall, b_wall, a_gpu, b_gpu
+
+
+def test_the_gate_decides_each_metric_on_the_per_process_medians(tmp_path):
+    settings = ab_settings(tmp_path)
+    runs, a_wall, b_wall, a_gpu, b_gpu = measured_sides()
+    rows = ab.decide(gate_with(tmp_path, runs), settings)
+    busy = [g / 2 for g in a_gpu], [g / 2 for g in b_gpu]
+    assert rows == [
+        ab.Row(FP16, "wall", decide_ab(a_wall, b_wall, 0.08, 0.02, 0.2)),
+        ab.Row(FP16, "compute", decide_ab(a_gpu, b_gpu, 0.01, 0.02, 0.2)),
+        ab.Row(MULTI, "wall", decide_ab([3.0, 3.01, 3.02], [3.0, 3.01, 3.02], 0.05, 0.02, 0.2)),
+        ab.Row(MULTI, "compute", decide_ab(*busy, 0.01, 0.02, 0.2)),
+    ]
+    assert [r.verdict for r in rows] == ["REGRESSION", "ok", "ok", "ok"]
+    # the settings' levels are the ones used: at the defaults the same values decide otherwise
+    assert decide_ab(a_gpu, b_gpu, 0.01, 0.01, 0.05) != rows[1].decision
+    assert decide_ab(a_gpu, b_gpu, 0.01, 0.02).verdict != rows[1].verdict
+    only_wall = ab.decide(gate_with(tmp_path, runs, metrics=("wall",)), settings)
+    assert [(r.test, r.metric) for r in only_wall] == [(FP16, "wall"), (MULTI, "wall")]
+    assert ab.decide(gate_with(tmp_path, {"A": [], "B": []}), settings) == []
+
+
+def test_a_metric_one_process_lacks_is_not_judged_and_enqueue_bound_gpu_time_takes_the_wall_threshold(tmp_path):
+    settings = ab_settings(tmp_path)
+    runs, *_ = measured_sides(b_second_busy=False)
+    rows = ab.decide(gate_with(tmp_path, runs), settings)
+    assert [(r.test, r.metric) for r in rows] == [(FP16, "wall"), (FP16, "compute"), (MULTI, "wall")]
+    assert rows[1].decision.threshold == 0.01
+    bound_first, *_ = measured_sides(b_first_enqueue=1.9)  # B's first process waits on its launches
+    assert ab.decide(gate_with(tmp_path, bound_first), settings)[1].decision.threshold == 0.08  # fp16's wall
+    bound_later = measured_sides()[0]
+    bound_later["A"][1] = bound_later["B"][1] = bound_first["B"][0]  # enqueue-bound, but not a side's first
+    assert ab.decide(gate_with(tmp_path, bound_later), settings)[1].decision.threshold == 0.01
+    no_wall, *_ = measured_sides()
+    no_wall["B"][2] = process_run("B", 2, {FP16: {"compute": [2.0] * 3}, MULTI: {"wall": [3.0] * 3}})
+    assert [(r.test, r.metric) for r in ab.decide(gate_with(tmp_path, no_wall), settings)] == [
+        (FP16, "compute"),
+        (MULTI, "wall"),
+    ]
+
+
+def decided_gate(tmp_path, **kwargs):
+    settings = ab_settings(tmp_path)
+    gate = gate_with(tmp_path, measured_sides()[0], **kwargs)
+    gate.rows = ab.decide(gate, settings)
+    return gate
+
+
+def test_the_summary_record_holds_what_the_merge_needs_and_reads_back(tmp_path):
+    gate = decided_gate(tmp_path)
+    record = ab.summary_record(gate, (2, 3))
+    row = gate.rows[0].decision
+    assert record == {
+        "base": "a" * 40,
+        "head": "b" * 40,
+        "shard": [2, 3],
+        "tests": list(gate.plan.tests),
+        "pairs": 3,
+        "pair_seconds": [90.0, 96.0],
+        "stopped_by": "every metric decided",
+        "machine": {"gpu_name": "NVIDIA H200", "tensorrt": "10.13", "model": "resnet18", "n": 0},
+        "rows": [
+            {
+                "test": r.test,
+                "metric": r.metric,
+                "verdict": r.verdict,
+                "change": r.decision.change,
+                "ci": list(r.decision.ci),
+                "p": r.decision.p_value,
+                "threshold": r.decision.threshold,
+                "a": list(r.decision.a_values),
+                "b": list(r.decision.b_values),
+            }
+            for r in gate.rows
+        ],
+    }
+    assert record["rows"][0]["verdict"] == "REGRESSION" and record["rows"][0]["a"] == list(row.a_values)
+    assert ab.rows_of(json.loads(json.dumps(record))) == gate.rows
+    unsharded = ab.summary_record(gate_with(tmp_path, {"A": [], "B": []}, base_sha=None), None)
+    assert (unsharded["shard"], unsharded["base"], unsharded["machine"], unsharded["pairs"]) == (
+        None,
+        f"folder {tmp_path / 'a'}",
+        {},
+        0,
+    )
+
+
+def test_the_gate_writes_its_record_summary_and_picture(tmp_path, monkeypatch):
+    drawn = []
+
+    def draw(rows, path, title):
+        drawn.append((list(rows), path, title))
+        path.write_bytes(b"png")
+
+    monkeypatch.setattr(ab, "render_picture", draw)
+    gate = decided_gate(tmp_path)
+    out = gate.plan.out
+    assert ab.write_outputs(gate, (1, 2)) == [out / "ab.json", out / "ab.md", out / "ab.png"]
+    assert drawn == [(gate.rows, out / "ab.png", f"A {'a' * 12} vs B {'b' * 12}: 3 pairs")]
+    assert (out / "ab.json").read_text() == json.dumps(ab.summary_record(gate, (1, 2)), indent=1)  # readable
+    text = (out / "ab.md").read_text()
+    assert text == ab.markdown(gate, gate.rows, "ab.png")
+    assert text.splitlines() == [
+        f"## A/B: {'a' * 12} (A) vs {'b' * 12} (B)",
+        "",
+        "3 pairs of processes, alternating A B B A ...; every metric decided; 3.1 min.",
+        "",
+        *ab.format_rows(gate.rows, markdown=True).splitlines(),
+        "",
+        ab.verdict_line(gate.rows),
+        "",
+        "![per-process values](ab.png)",
+    ]
+    gate.rows = []
+    drawn.clear()
+    assert ab.write_outputs(gate, None) == [out / "ab.json", out / "ab.md"] and drawn == []
+    assert "![" not in (out / "ab.md").read_text()
+    assert json.loads((out / "ab.json").read_text())["rows"] == []
+
+
+def test_a_refused_shard_leaves_a_record_saying_why(tmp_path):
+    out = tmp_path / "deep" / "out"
+    ab.write_refusal(out, (2, 4), "--budget 1 min is too small")
+    assert json.loads((out / "ab.json").read_text()) == {"shard": [2, 4], "refused": "--budget 1 min is too small"}
+    ab.write_refusal(out, None, "why")
+    assert json.loads((out / "ab.json").read_text()) == {"shard": None, "refused": "why"}
+
+
+def test_a_process_finds_its_own_checkout_first_with_its_sides_variables(tmp_path, monkeypatch):
+    checkout = Checkout(tmp_path / "a", None, "A")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    monkeypatch.setenv("KEPT", "1")
+    env = ab.process_env(checkout, {"PYTEST_PLUGINS": "tests.plant", "KEPT": "2"})
+    assert env["PYTHONPATH"] == f"{tmp_path / 'a'}{os.pathsep}/elsewhere"
+    assert env["PYTEST_PLUGINS"] == "tests.plant" and env["KEPT"] == "2" and env["PATH"] == os.environ["PATH"]
+    monkeypatch.delenv("PYTHONPATH")
+    assert ab.process_env(checkout, {})["PYTHONPATH"] == str(tmp_path / "a")
+    assert "PYTEST_PLUGINS" not in ab.process_env(checkout, {})
+
+
+def test_the_command_of_a_process_in_full_and_options_given_with_their_values(tmp_path):
+    given = ("--warmup-rounds=1", "--engine-cache-dir=/e", "--reference-cache-dir=/r", "-k", "fp16")
+    plan = ab.Plan(("t.py::test_a", "t.py::test_b"), 60, 2, 4, given, tmp_path / "c", tmp_path / "o", {})
+    root = tmp_path / "a"
+    command = ab.process_command(Checkout(root, None, "A"), plan.tests, tmp_path / "x.json", plan)
+    assert command == [
+        sys.executable,
+        "-m",
+        "pytest",
+        "t.py::test_a",
+        "t.py::test_b",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        f"--rootdir={root}",
+        f"--benchmark-json={tmp_path / 'x.json'}",
+        "--rounds=15",
+        *given,
+    ]
+    plan = ab.Plan(plan.tests, 60, 2, 4, ("--rounds=3",), tmp_path / "c", tmp_path / "o", {})
+    assert ab.process_command(Checkout(root, None, "A"), plan.tests, tmp_path / "x.json", plan)[10:] == [
+        "--warmup-rounds=3",
+        f"--engine-cache-dir={tmp_path / 'c' / 'engines'}",
+        f"--reference-cache-dir={tmp_path / 'c' / 'reference'}",
+        "--rounds=3",
+    ]
+
+
+def test_the_line_that_says_why_a_process_failed():
+    assert ab._last_line("collected 3 items\nE   ValueError: bad\nmore\n=== 1 failed ===\nlast words\n") == (
+        "E   ValueError: bad"
+    )
+    assert ab._last_line("ERROR one\nFAILED t.py::x - two\n") == "FAILED t.py::x - two"
+    assert ab._last_line("  ImportError in a plugin  \nok\n") == "ImportError in a plugin"
+    assert ab._last_line("first\n\n  second  \n===========\n---- _ ----\n") == "second"
+    assert ab._last_line("") == ab._last_line("=== ---\n\n") == "(no output)"
+    assert ab._last_line("x" * 500) == "x" * 400
+    assert ab._last_line("Errors are words too\nEnd\n") == "Errors are words too"
+    assert ab._last_line("ERROR collecting t.py\nlater\n") == "ERROR collecting t.py"
+    assert ab._last_line("E   assert 1 == 2\nlater\n") == "E   assert 1 == 2"
+    assert ab._last_line("words\n=- _\n") == "words"  # a rule of every separator character
+    assert ab._last_line("words\nX\n") == "X"
+
+
+def test_a_node_ids_test_name_and_an_unknown_approach_left_to_the_process():
+    assert ab._name("benchmarks/test_approaches.py::test_approach[torch-fp16]") == "test_approach[torch-fp16]"
+    assert ab._name("benchmarks/x.py::TestClass::test_y") == "test_y" and ab._name("plain") == "plain"
+    assert ab.runnable("benchmarks/test_approaches.py::test_approach[torch-not_an_approach]")
+
+
+def test_table_cells_of_a_decided_and_an_undecided_row():
+    from trtbench.stats import ABDecision
+
+    decided = ab.Row("t", "wall", ABDecision("ok", 0.012, (-0.01, 0.034), 0.25, 0.05, (2.0, 2.1, 1.9), (2.0, 2.05)))
+    assert ab.cells(decided) == ["t", "wall", "2.000", "2.025", "+1.2%", "-1.0%..+3.4%", "0.25", "5.0%", "3+2", "ok"]
+    nan = float("nan")
+    few = ab.Row("t", "compute", ABDecision("can't tell", 0.5, (nan, nan), nan, 0.01, (2.0,), (3.0,)))
+    assert ab.cells(few)[5:7] == ["-", "-"] and ab.cells(few)[-2:] == ["1+1", "can't tell"]
+
+
+def test_the_verdict_line_names_every_regression_else_every_undecided_metric():
+    from trtbench.stats import ABDecision
+
+    def row(test, verdict, ci=(0.01, 0.2)):
+        return ab.Row(test, "wall", ABDecision(verdict, 0.1, ci, 0.001, 0.05, (1.0, 1.0), (1.1, 1.1)))
+
+    assert ab.verdict_line([row("a", "REGRESSION"), row("b", "ok"), row("c", "REGRESSION")]) == (
+        "2 regression(s): a wall slower by +10.0% (p=0.001), past 5.0%; c wall slower by +10.0% (p=0.001), past 5.0%"
+    )
+    assert ab.verdict_line([row("a", "can't tell"), row("b", "ok"), row("c", "can't tell")]) == (
+        "can't tell 2 metric(s) within the budget: a wall: the interval +1.0%..+20.0% reaches past 5.0%: "
+        "more processes; c wall: the interval +1.0%..+20.0% reaches past 5.0%: more processes"
+    )
+    assert ab.verdict_line([row("a", "ok"), row("b", "faster")]) == "no regression: every metric decided"
+
+
+def test_merge_refusals_name_what_is_wrong_and_rows_follow_the_shard_numbers(tmp_path):
+    with pytest.raises(Unusable) as info:
+        ab.merge([write(tmp_path / "n.json", {**record_of((1, 1)), "shard": None})])
+    assert str(info.value) == f"{tmp_path / 'n.json'}: not a shard (made without --shard)"
+    with pytest.raises(Unusable) as info:
+        ab.merge([])
+    assert str(info.value) == "--merge: no shard summaries given"
+    with pytest.raises(Unusable) as info:
+        ab.merge([write(tmp_path / "2.json", record_of((2, 2)))])
+    assert str(info.value) == "--merge: shard(s) 1/2 missing: a missing shard is no pass"
+    with pytest.raises(Unusable) as info:
+        ab.merge([write(tmp_path / "1.json", record_of((1, 4))), write(tmp_path / "4.json", record_of((4, 4)))])
+    assert str(info.value) == "--merge: shard(s) 2/4, 3/4 missing: a missing shard is no pass"
+    with pytest.raises(Unusable) as info:
+        ab.merge([write(tmp_path / "1.json", record_of((1, 2))), write(tmp_path / "2.json", record_of((2, 3)))])
+    assert str(info.value).startswith("--merge: shards of different splits or given twice: [[1, 2], [2, 3]]")
+    two = write(tmp_path / "2.json", record_of((2, 2), rows=[("second", "wall", "ok")], base="c" * 40))
+    with pytest.raises(Unusable) as info:
+        ab.merge([write(tmp_path / "1.json", record_of((1, 2), rows=[("first", "wall", "ok")])), two])
+    assert str(info.value) == "--merge: shards compared different commits"
+    two = write(tmp_path / "2.json", record_of((2, 2), rows=[("second", "wall", "ok")]))
+    one = write(tmp_path / "1.json", record_of((1, 2), rows=[("first", "wall", "ok")]))
+    records, rows = ab.merge([two, one])
+    assert [r["shard"] for r in records] == [[2, 2], [1, 2]] and [r.test for r in rows] == ["first", "second"]
+
+
+def test_every_shard_of_a_split_is_allowed():
+    assert [ab.parse_shard(s) for s in ("1/1", "1/3", "3/3")] == [(1, 1), (1, 3), (3, 3)]

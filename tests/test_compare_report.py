@@ -928,3 +928,19 @@ def test_report_refuses_a_row_it_cannot_draw_naming_the_benchmark(tmp_path, caps
         err == f"error: {path}: benchmark 'test_approach[torch-fp16]': {shown}" + err[err.index(shown) + len(shown) :]
     )
     assert err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_an_overlapping_approachs_gpu_figure_is_its_busy_time_over_the_round():
+    busy, spans = [4.0, 4.1, 3.9], [9.0, 9.2, 8.8]
+    overlapping = record("test_approach[torch-multi_context]", 8, {"wall": [5.0], "compute": spans, "gpu_busy": busy})
+    assert cmp.gated_samples(overlapping, "compute") == tuple(busy)
+    assert cmp.gated_samples(overlapping, "wall") == (5.0,)
+    before_busy = record("test_approach[torch-multi_context]", 8, {"compute": spans})
+    assert cmp.gated_samples(before_busy, "compute") is None  # saved before it was recorded: not judged
+    for name in ("test_approach[torch-fp16]", "test_not_of_the_catalogue"):
+        assert cmp.gated_samples(record(name, 8, {"compute": spans, "gpu_busy": busy}), "compute") == tuple(spans)
+
+
+def test_table_is_plain_text_unless_asked_for_markdown():
+    assert cmp.table(["a", "bb"], [["ccc", "d"]]) == "a    bb\nccc  d"
+    assert cmp.table(["a", "bb"], [["ccc", "d"]], markdown=True) == "| a | bb |\n| --- | --- |\n| ccc | d |"

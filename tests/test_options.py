@@ -634,3 +634,114 @@ def test_a_unit_test_run_pays_for_no_costly_check(pytester, monkeypatch):
     result.assert_outcomes(passed=1)
     assert checked == []
     assert not (pytester.path / ".cache").exists()
+
+
+def test_the_default_host_isolation_is_off_as_a_value(parse):
+    assert parse().host_isolation == "off"
+    assert parse("--host-isolation", "process").host_isolation == "process"
+
+
+def test_the_suites_markers_are_registered_with_what_they_mean(pytester):
+    config = pytester.parseconfigure("-p", "fixtures.options")
+    assert {
+        "gpu: needs a CUDA device (skipped with the reason where there is none)",
+        "tensorrt: needs TensorRT (skipped with the reason where it is not installed)",
+        "slow: takes more than a few seconds on a CPU or minutes on a GPU",
+    } <= set(config.getini("markers"))
+
+
+def test_available_host_memory_is_meminfos_memavailable_in_bytes(monkeypatch):
+    import fixtures.options as options
+
+    opened, text = [], {}
+
+    class Meminfo:
+        def __init__(self, path):
+            opened.append(path)
+
+        def read_text(self):
+            if isinstance(text["now"], Exception):
+                raise text["now"]
+            return text["now"]
+
+    monkeypatch.setattr(options, "Path", Meminfo)
+    text["now"] = "MemTotal:       16303412 kB\nMemFree:          204800 kB\nMemAvailable:    2048000 kB\n"
+    assert options._available_host_bytes() == 2048000 * 1024 and opened == ["/proc/meminfo"]
+    for unknown in ("MemTotal:       16303412 kB\n", "MemAvailable: many kB\n", "MemAvailable:\n", OSError("no /proc")):
+        text["now"] = unknown  # an old kernel, a format this code does not know, no /proc: no limit known
+        assert options._available_host_bytes() is None
+
+
+def test_batches_that_fit_host_memory_exactly_are_allowed(parse, monkeypatch):
+    import fixtures.options as options
+    from trtbench.model import model_spec
+
+    size = model_spec("resnet18").image_size
+    per_batch = 128 * 3 * size * size * options.HOST_BYTES_PER_VALUE
+    monkeypatch.setattr(options, "_available_host_bytes", lambda: 10 * per_batch)
+    assert parse("--batches", "10").batches == 10
+    monkeypatch.setattr(options, "_available_host_bytes", lambda: 10 * per_batch - 1)
+    with pytest.raises(pytest.UsageError, match="at most --batches 9 fits$"):
+        parse("--batches", "10")
+
+
+def test_the_costly_checks_keep_what_they_loaded(parse, tmp_path, monkeypatch):
+    import trtbench.model
+    from tests.helpers import saved_run
+
+    plain = check_costly(parse())
+    assert plain.spec.name == "resnet18" and plain.weights_state is None and plain.baseline is None
+    monkeypatch.setattr(trtbench.model, "load_weights", lambda spec, path: {"loaded": (spec.name, path)})
+    weights = tmp_path / "r18.pt"
+    weights.write_bytes(b"state dict")
+    assert check_costly(parse("--weights", str(weights))).weights_state == {"loaded": ("resnet18", weights)}
+    baseline = saved_run(tmp_path / "0001_base.json")
+    assert check_costly(parse("--regression-baseline", str(baseline))).baseline.path == baseline
+
+
+def test_the_multi_profile_check_asks_about_tensorrt_and_passes_over_plain_tests(parse, monkeypatch):
+    import types
+
+    import fixtures.options as options
+    from trtbench.catalogue import CASES
+
+    asked = []
+    monkeypatch.setattr(options, "backend_problem", lambda b: asked.append(b) or (None if b == "tensorrt" else "?"))
+    two_profiles = next(c for c in CASES if c.id == "multi_profile-two_profiles")
+    plain = types.SimpleNamespace(name="test_plain")  # a test that is not parametrized
+    mp = types.SimpleNamespace(
+        name="test_approach[tensorrt-multi_profile-two_profiles]",
+        callspec=types.SimpleNamespace(params={"backend": "tensorrt", "case": two_profiles}),
+    )
+    options.check_multi_profile(parse("--batch-size", "2"), [plain, mp])
+    assert asked == ["tensorrt"]
+    with pytest.raises(pytest.UsageError) as info:
+        options.check_multi_profile(parse("--batch-size", "1"), [plain, mp])
+    assert str(info.value).endswith(
+        " (selected: test_approach[tensorrt-multi_profile-two_profiles]; deselect it with -k)"
+    ) and str(info.value).startswith("--batch-size 1")
+
+
+def test_which_options_make_the_costly_checks_run_whatever_is_selected(parse):
+    import dataclasses
+
+    from fixtures.options import named_costly_options
+
+    plain = parse()
+    assert not named_costly_options(plain)
+    for change in (
+        {"requested_backends": True},
+        {"weights": Path("w.pt")},
+        {"regression_baseline": "latest"},
+        {"model": "resnet50"},
+    ):
+        assert named_costly_options(dataclasses.replace(plain, **change)), change
+
+
+def test_tests_without_fixtures_do_not_need_the_suite():
+    import types
+
+    from fixtures.options import needs_the_suite
+
+    assert not needs_the_suite([object(), types.SimpleNamespace(fixturenames=["tmp_path"])])
+    assert needs_the_suite([object(), types.SimpleNamespace(fixturenames=["tmp_path", "engines"])])

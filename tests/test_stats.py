@@ -223,3 +223,96 @@ def test_threshold_from_history_takes_the_round_noise_term_only_with_its_multipl
     assert stats.threshold_from_history([10.0, 10.1, 10.2], 0.01, 2, cvs=[0.001] * 3, cv_multiplier=5) == pytest.approx(
         0.2 / 10.1 * 2
     )  # the larger term wins
+
+
+def test_bootstrap_is_scipys_percentile_interval_of_2000_seeded_resamples():
+    from scipy import stats as scipy_stats
+
+    old, new = rounds(5.0, 0.02, n=12, seed=1), rounds(5.5, 0.03, n=9, seed=2)
+    for level, seed in ((0.95, 0), (0.8, 3)):
+        expected = scipy_stats.bootstrap(
+            (np.asarray(old), np.asarray(new)),
+            lambda a, b, axis: np.median(b, axis=axis) / np.median(a, axis=axis),
+            confidence_level=level,
+            n_resamples=2000,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        ).confidence_interval
+        assert stats.bootstrap_ratio_ci(old, new, level=level, seed=seed) == (expected.low, expected.high)
+
+
+# ---------------------------------------------------------------- the A/B decision: inputs, fields, boundaries
+
+AB_A = [5.0, 5.1, 4.9, 5.05]  # 4 processes of A, steady
+AB_B = [5.6, 5.4, 5.9, 5.2, 5.7, 5.5]  # 6 of B, about 10% slower and noisier
+
+
+def test_ab_values_must_be_positive_finite_times_on_both_sides():
+    for a, b in (([], [1.0, 2.0]), ([1.0, 2.0], []), ([1.0, np.inf], [1.0, 2.0]), ([1.0, 2.0], [np.inf, 1.0])):
+        with pytest.raises(
+            ValueError, match=rf"^per-process values must be positive times \({len(a)} A, {len(b)} B\)$"
+        ):
+            stats.decide_ab(a, b, 0.05, 0.01)
+    for a, b in (([1.0, 0.0], [1.0, 2.0]), ([1.0, 2.0], [0.0, 1.0]), ([-1.0, 2.0], [1.0, 2.0])):
+        with pytest.raises(ValueError, match="positive times"):
+            stats.decide_ab(a, b, 0.05, 0.01)
+    assert stats.decide_ab([0.5, 0.51], [0.5, 0.52], 0.5, 0.01).verdict == "ok"  # times below 1 ms are times
+    with pytest.raises(ValueError, match=r"^threshold 10 is not a fraction such as 0.05$"):
+        stats.decide_ab(AB_A, AB_B, 10, 0.01)
+
+
+def test_ab_with_fewer_than_two_processes_a_side_keeps_what_it_has():
+    for a, b in (([2.0], [3.0, 3.1, 2.9]), ([3.0, 3.1, 2.9], [2.0]), ([2.0], [2.0, 2.0])):
+        d = stats.decide_ab(a, b, 0.05, 0.01)
+        assert d.verdict == "can't tell" and d.reason == "too few processes"
+        assert d.change == pytest.approx(np.exp(np.mean(np.log(b)) - np.mean(np.log(a))) - 1)
+        assert np.isnan(d.p_value) and all(np.isnan(d.ci)) and d.threshold == 0.05
+        assert (d.a_values, d.b_values) == (tuple(a), tuple(b))
+    two = stats.decide_ab([2.0, 2.02], [2.4, 2.41], 0.05, 0.01)  # two a side are enough to test
+    assert not np.isnan(two.p_value) and two.ci[0] < two.change < two.ci[1]
+
+
+def test_ab_is_welchs_test_on_the_logarithms_and_its_interval():
+    from scipy import stats as scipy_stats
+
+    d = stats.decide_ab(AB_A, AB_B, 0.05, 0.01)
+    welch = scipy_stats.ttest_ind(np.log(AB_B), np.log(AB_A), equal_var=False)
+    student = scipy_stats.ttest_ind(np.log(AB_B), np.log(AB_A), equal_var=True)
+    assert d.p_value == float(welch.pvalue) != float(student.pvalue)
+    interval = welch.confidence_interval(0.99)
+    assert d.ci == (float(np.exp(interval.low) - 1), float(np.exp(interval.high) - 1))
+    assert d.change == pytest.approx(np.exp(np.mean(np.log(AB_B)) - np.mean(np.log(AB_A))) - 1, rel=1e-12)
+    assert d.ci[0] < d.change < d.ci[1] and 0.10 < d.change < 0.11
+    assert (d.verdict, d.threshold, d.a_values, d.b_values) == ("REGRESSION", 0.05, tuple(AB_A), tuple(AB_B))
+
+
+def test_ab_boundaries_are_strict():
+    """Significant means p below alpha, past the threshold means beyond it, and ok means the
+    one-sided bound below the threshold: at equality, none of them holds."""
+    from scipy import stats as scipy_stats
+
+    d = stats.decide_ab(AB_A, AB_B, 0.05, 0.05)
+    assert d.verdict == "REGRESSION"
+    assert stats.decide_ab(AB_A, AB_B, 0.05, d.p_value).verdict == "can't tell"
+    assert stats.decide_ab(AB_A, AB_B, 0.05, d.p_value * (1 + 1e-9)).verdict == "REGRESSION"
+    assert stats.decide_ab(AB_A, AB_B, d.change, 0.05).verdict == "can't tell"
+    assert stats.decide_ab(AB_A, AB_B, d.change * (1 - 1e-9), 0.05).verdict == "REGRESSION"
+    f = stats.decide_ab(AB_B, AB_A, 0.05, 0.05)
+    assert f.verdict == "faster"
+    assert stats.decide_ab(AB_B, AB_A, -f.change, 0.05).verdict == "ok"
+    assert stats.decide_ab(AB_B, AB_A, -f.change * (1 - 1e-9), 0.05).verdict == "faster"
+    assert stats.decide_ab(AB_B, AB_A, 0.05, f.p_value).verdict == "ok"
+    assert stats.decide_ab(AB_B, AB_A, 0.05, f.p_value * (1 + 1e-9)).verdict == "faster"
+    a, b = [5.0, 5.1, 4.9, 5.05], [5.0, 5.15, 4.95, 5.1]  # no significant change
+    test = scipy_stats.ttest_ind(np.log(b), np.log(a), equal_var=False)
+    bound = float(np.exp(test.confidence_interval(1 - 2 * 0.05).high) - 1)
+    assert stats.decide_ab(a, b, bound, 0.01).verdict == "can't tell"
+    assert stats.decide_ab(a, b, bound * (1 + 1e-9), 0.01).verdict == "ok"
+
+
+def test_ab_values_are_judged_in_float64():
+    """Per-process values in float32 decide exactly as their float64 copies do."""
+    old64, new64 = F32_OLD.astype(np.float64), F32_NEW.astype(np.float64)
+    for a, b in ((F32_OLD, new64), (old64, F32_NEW)):
+        d32, d64 = stats.decide_ab(a, b, 0.05, 0.01), stats.decide_ab(old64, new64, 0.05, 0.01)
+        assert (d32.change, d32.ci, d32.p_value) == (d64.change, d64.ci, d64.p_value)
