@@ -217,7 +217,14 @@ class Entry:
             return False
         if self.kind == "excluded":
             return True
-        return _norm([self.original]) == _norm(m.removed) and _norm([self.mutant]) == _norm(m.added)
+        return _listed(self.original) == _norm(m.removed) and _listed(self.mutant) == _norm(m.added)
+
+
+def _listed(edit: str) -> str:
+    """An entry's line as the edit compares it: "(nothing)" (as --all prints a deleted line's
+    mutant) is no line at all."""
+    text = _norm([edit])
+    return "" if text == "(nothing)" else text
 
 
 def load_entries() -> list[Entry]:

@@ -12,7 +12,8 @@ mutant's run at the first failure (``-x``).
   objects, copying the whole heap page by page; ``gc.freeze()`` leaves them out of it.
 * pytest-benchmark asks git for the commit (four subprocesses) each time a config is made,
   to fill in a default it only uses when saving; the commit does not change during a
-  mutation run, so it is asked once.
+  mutation run, so it is asked once. Its machine id (``platform.architecture()``, which runs
+  ``file`` on the interpreter: a subprocess per config) is asked once too.
 * The tests that pin a whole surface at once (the option help and defaults, the compare
   command's help) run first: most mutants of ``pytest_addoption`` and ``main`` (help
   strings, metavars, defaults) then fail on the first test instead of after ~40 others.
@@ -28,9 +29,10 @@ import _pytest.unraisableexception as _unraisable
 import pytest
 
 try:
+    import pytest_benchmark.session as _benchmark_session
     import pytest_benchmark.utils as _benchmark_utils
 except ImportError:  # pragma: no cover - the suite requires it; nothing to speed up without it
-    _benchmark_utils = None
+    _benchmark_utils = _benchmark_session = None
 
 FIRST = (
     "tests/test_options.py::test_help_lists_every_option_with_its_metavar_and_default_in_process",
@@ -52,6 +54,9 @@ if hasattr(_unraisable, "gc_collect_harder"):
 if _benchmark_utils is not None and hasattr(_benchmark_utils, "get_commit_info"):
     _commit_info = functools.lru_cache(maxsize=None)(_benchmark_utils.get_commit_info)
     _benchmark_utils.get_commit_info = lambda project_name=None: copy.deepcopy(_commit_info(project_name))
+
+if _benchmark_session is not None and hasattr(_benchmark_session, "get_machine_id"):
+    _benchmark_session.get_machine_id = functools.lru_cache(maxsize=None)(_benchmark_session.get_machine_id)
 
 gc.freeze()
 
