@@ -101,6 +101,8 @@ def test_a_timeline_of_either_side_alone_and_a_span_of_no_length_are_well_formed
         {"gpu": [{"span": "compute", "start_ms": 1.0, "end_ms": 2.0}]},  # on no stream or thread
         {"host": [span(start=True)]},
         {"host": [span(end=float("inf"))]},
+        {"gpu": {"span": "compute"}},  # a side that is not a list
+        {"gpu": [span()], "host": "spans"},
     ],
 )
 def test_a_malformed_timeline_is_refused(timeline):

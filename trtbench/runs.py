@@ -113,8 +113,8 @@ class TestRecord:
                 raise ValueError(f"{key} {info.get(key)!r} is not a time or rate above zero")
         timeline = info.get("timeline")
         if timeline is not None:
-            spans = timeline.get("gpu", []) + timeline.get("host", []) if isinstance(timeline, dict) else None
-            if not isinstance(spans, list) or not all(_span_ok(x) for x in spans):
+            sides = [timeline.get("gpu", []), timeline.get("host", [])] if isinstance(timeline, dict) else [None]
+            if not all(isinstance(side, list) and all(_span_ok(x) for x in side) for side in sides):
                 raise ValueError("a malformed timeline (each span needs span, stream or thread, start_ms and end_ms)")
         return cls(
             name,
