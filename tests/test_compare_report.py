@@ -14,7 +14,7 @@ from tests.helpers import CASES, MS, record, samples, saved_run, thresholds_file
 from trtbench import catalogue, runs
 from trtbench import compare as cmp
 from trtbench import settings as st
-from trtbench.cli import EXIT_INTERNAL, guarded
+from trtbench.cli import EXIT_INTERNAL, EXIT_PIPE_CLOSED, guarded
 from trtbench.runs import Malformed, SavedRun
 
 
@@ -306,6 +306,23 @@ def test_an_internal_error_is_one_line_with_its_own_status(capsys):
 
     assert guarded(broken) == EXIT_INTERNAL
     assert capsys.readouterr().err.startswith("internal error: KeyError")
+
+
+def test_output_cut_short_by_its_reader_is_its_own_status_without_a_traceback():
+    """`trtbench compare ... | head -1`: the reader closes the pipe before the table is out."""
+    docs_run = str(st.ROOT / "docs" / "h200" / "resnet18-torch-run.json")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trtbench", "compare", docs_run, docs_run],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(st.ROOT)},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line is written
+    error = process.stderr.read()
+    assert process.wait(timeout=60) == EXIT_PIPE_CLOSED, error
+    assert error == ""
 
 
 # ---------------------------------------------------------------- report

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,10 +27,11 @@ EXIT_REFUSED = 2  # refused or unusable input (also argparse's usage errors)
 EXIT_UNCLEAR = 3  # can't tell: a change past its threshold that the samples cannot confirm
 EXIT_INTERNAL = 70  # a bug of ours (sysexits' EX_SOFTWARE)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+EXIT_PIPE_CLOSED = 141  # the reader of the output went away (`| head`), as shells report SIGPIPE
 EXIT_STATUSES = (
     f"exit status: {EXIT_OK} fine, {EXIT_REGRESSION} regression (or what the check guards against), "
     f"{EXIT_REFUSED} refused input, {EXIT_UNCLEAR} can't tell, {EXIT_INTERNAL} internal error, "
-    f"{EXIT_INTERRUPTED} Ctrl-C"
+    f"{EXIT_INTERRUPTED} Ctrl-C, {EXIT_PIPE_CLOSED} output cut short (its reader closed the pipe)"
 )
 
 SUBCOMMANDS = {  # name -> (module of trtbench.commands, what it does)
@@ -75,7 +77,14 @@ def guarded(run: Callable[[], int]) -> int:
     """Run a command: an unusable input, Ctrl-C and unexpected errors become one line on
     stderr and their exit status."""
     try:
-        return run()
+        status = run()
+        sys.stdout.flush()  # a closed pipe shows here, inside the guard, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # what is left to print has nowhere to go: send it to devnull so exit does not fail again
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
     except Unusable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
