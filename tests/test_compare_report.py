@@ -837,7 +837,7 @@ def test_help_names_the_command_its_options_and_exit_statuses(capsys, monkeypatc
         assert line in text
     assert text.endswith(
         "exit status: 0 fine, 1 regression (or what the check guards against), 2 refused input, "
-        "3 can't tell, 70 internal error, 130 Ctrl-C"
+        "3 can't tell, 70 internal error, 130 Ctrl-C, 141 output cut short (its reader closed the pipe)"
     )
 
 
