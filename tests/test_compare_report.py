@@ -3,6 +3,7 @@ thresholds (fixed, history, fallback), refusals with one line and exit 2, and th
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import CASES, MS, record, samples, saved_run, thresholds_file, trtbench
-from trtbench import catalogue, runs
+from trtbench import catalogue, cli, runs
 from trtbench import compare as cmp
 from trtbench import settings as st
 from trtbench.cli import EXIT_INTERNAL, EXIT_PIPE_CLOSED, guarded
@@ -323,6 +324,43 @@ def test_output_cut_short_by_its_reader_is_its_own_status_without_a_traceback():
     error = process.stderr.read()
     assert process.wait(timeout=60) == EXIT_PIPE_CLOSED, error
     assert error == ""
+
+
+def test_ctrl_c_while_the_command_loads_is_the_guards_one_line_and_status(capsys):
+    """The handler __main__ puts in before importing anything: deterministic here, by a signal
+    the process sends itself while the handler is in place."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, time, trtbench.__main__ as m;"
+            "signal.signal(signal.SIGINT, m._stop_while_loading);"
+            "os.kill(os.getpid(), signal.SIGINT); time.sleep(30)",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(st.ROOT)},
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (cli.EXIT_INTERRUPTED, "interrupted (Ctrl-C): stopped\n", "")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert guarded(interrupted) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted (Ctrl-C): stopped\n"
+
+
+def test_once_the_command_has_loaded_ctrl_c_is_a_keyboardinterrupt_again(monkeypatch):
+    import trtbench.__main__ as entry
+
+    monkeypatch.setattr(cli, "main", lambda: 7)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert entry.main() == 7
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 # ---------------------------------------------------------------- report

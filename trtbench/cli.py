@@ -6,7 +6,8 @@ Each subcommand is a module of ``trtbench.commands`` with ``add_arguments(parser
 Ctrl-C while it loads is caught like any other). Arguments after ``--`` are passed through
 (to pytest) as ``args.passthrough``, to a subcommand that sets ``ACCEPTS_PASSTHROUGH``.
 
-This module imports the standard library only: it is what runs first.
+This module imports the standard library only: it runs first, after ``__main__`` has put in
+its handler for a Ctrl-C while modules load.
 """
 
 from __future__ import annotations
