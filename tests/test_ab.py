@@ -99,6 +99,36 @@ def test_the_h200_ab_processes_decide_as_measured():
     assert all(v != "REGRESSION" for (_, metric), v in verdicts.items() if metric == "compute")
 
 
+def test_the_h200_planted_gate_decides_as_measured_under_the_current_rule(tmp_path, capsys):
+    """The planted gate of the H200 in two shards (tests/data: 4 + 4 processes each; B with a GPU
+    sleep of about 2% of the GPU compute in cuda_graph, gpu_postprocess and uint8_input, and a
+    host busy-wait in the serial and overlapped approaches that did not make B's processes
+    steadily slower: README, "Measured on an H200"). Merged, then re-decided from the
+    per-process values with regression.toml as it is now: the three GPU plants and nothing else."""
+    shards = [Path(__file__).parent / "data" / f"h200-planted-gate-shard{i}.json" for i in (1, 2)]
+    records, rows = ab.merge(shards)
+    assert len(records) == 2 and len(rows) == 20
+    settings = Settings.load()
+    redecided = {
+        (row.test, row.metric): decide_ab(
+            d.a_values, d.b_values, d.threshold, settings.ab_alpha, settings.ab_ok_alpha
+        ).verdict
+        for row in rows
+        for d in [row.decision]
+    }
+    assert redecided == {(row.test, row.metric): row.verdict for row in rows}
+    flagged = sorted(key for key, verdict in redecided.items() if verdict in ("REGRESSION", "faster"))
+    assert flagged == [
+        ("test_approach[torch-cuda_graph]", "compute"),
+        ("test_approach[torch-gpu_postprocess]", "compute"),
+        ("test_approach[torch-uint8_input]", "compute"),
+    ]
+    assert all(redecided[key] == "REGRESSION" for key in flagged)
+    assert trtbench("ab", "--merge", *shards, "--out", tmp_path / "merged") == 1
+    assert "3 regression(s)" in capsys.readouterr().out
+    assert (tmp_path / "merged" / "ab.md").read_text().count("REGRESSION") >= 3
+
+
 # ---------------------------------------------------------------- schedule, table, shards
 
 
