@@ -8,7 +8,9 @@ after each batch's post-processing: host time after the download, on the critica
 the serial approaches; a wait before the compute events would hide behind the upload still
 running on the GPU) or ``APPROACH:gpu:MS`` (a GPU sleep of MS milliseconds on the compute
 stream right after each batch's launch, inside its compute events: GPU compute; needs torch
-and a GPU). An approach planted twice gets both.
+and a GPU) or ``APPROACH:wrong:BATCH`` (batch BATCH's logits, as the checks see them, 20% too
+large in every round: a wrong output the correctness check must fail). An approach planted
+twice gets both.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ def parse(text: str) -> dict[str, dict[str, float]]:
     planted: dict[str, dict[str, float]] = {}
     for entry in filter(None, (e.strip() for e in text.split(","))):
         approach, where, ms = entry.split(":")
-        if where not in ("host", "gpu"):
-            raise pytest.UsageError(f"PLANT {entry!r}: where is host or gpu")
+        if where not in ("host", "gpu", "wrong"):
+            raise pytest.UsageError(f"PLANT {entry!r}: where is host, gpu or wrong")
         planted.setdefault(approach, {})[where] = float(ms)
     return planted
 
@@ -83,6 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     def planted_compute(self: Any, index: int, stream: Any, launch: Callable[[], None]) -> None:
         self.sink.planted_host_ms = planted.get(self.name, {}).get("host")
+        self.sink.planted_wrong_batch = planted.get(self.name, {}).get("wrong")
         gpu_ms = planted.get(self.name, {}).get("gpu")
         if gpu_ms and sleep_gpu is not None:
 
@@ -94,8 +97,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return compute(self, index, stream, launch)
 
     def after(method: Callable[..., None]) -> Callable[..., None]:
-        def planted_store(self: Any, *args: Any) -> None:
-            method(self, *args)
+        def planted_store(self: Any, index: int, *args: Any) -> None:
+            method(self, index, *args)
+            if getattr(self, "planted_wrong_batch", None) == index:
+                self.logits[index] *= 1.2
             ms = getattr(self, "planted_host_ms", None)
             if ms:
                 busy_wait(ms / 1e3)

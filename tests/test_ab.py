@@ -3,6 +3,7 @@ their merge, refusals in one line, and both commands through their whole flow on
 (git worktrees, alternating processes of the real suite through the CPU doubles of
 tests/cpu_suite.py, a slowdown planted by tests/plant.py outside the product code)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -332,6 +333,7 @@ CPU_SUITE = [
     "--thresholds",
     "cpu-ab.toml",
 ]
+SMALL_GATE = ["--min-pairs", "2", "--max-pairs", "3", "--budget", "10"]  # few pairs: the plant is large
 CPU_ARGS = ["--", "--backend", "torch", "--batch-size", "2", "--batches", "2", "--rounds", "5", "--warmup-rounds", "1"]
 
 
@@ -404,12 +406,7 @@ def test_ab_finds_the_planted_host_slowdown_and_leaves_readable_runs(suite_repo,
         "HEAD~1",
         "--head",
         "HEAD",
-        "--min-pairs",
-        "2",
-        "--max-pairs",
-        "3",
-        "--budget",
-        "10",
+        *SMALL_GATE,
         "--out",
         out,
         *CPU_SUITE,
@@ -441,12 +438,7 @@ def test_bisect_names_the_commit_that_planted_the_slowdown(suite_repo, tmp_path)
         "HEAD~2",
         "--bad",
         "HEAD",
-        "--min-pairs",
-        "2",
-        "--max-pairs",
-        "3",
-        "--budget",
-        "10",
+        *SMALL_GATE,
         "--out",
         tmp_path / "b",
         *CPU_SUITE,
@@ -593,31 +585,30 @@ def test_the_summary_record_holds_what_the_merge_needs_and_reads_back(tmp_path):
     gate = decided_gate(tmp_path)
     record = ab.summary_record(gate, (2, 3))
     row = gate.rows[0].decision
+    rows = record.pop("rows")
     assert record == {
         "base": "a" * 40,
         "head": "b" * 40,
         "shard": [2, 3],
         "tests": list(gate.plan.tests),
+        "selected": list(gate.plan.tests),
         "pairs": 3,
         "pair_seconds": [90.0, 96.0],
         "stopped_by": "every metric decided",
         "machine": {"gpu_name": "NVIDIA H200", "tensorrt": "10.13", "model": "resnet18", "n": 0},
-        "rows": [
-            {
-                "test": r.test,
-                "metric": r.metric,
-                "verdict": r.verdict,
-                "change": r.decision.change,
-                "ci": list(r.decision.ci),
-                "p": r.decision.p_value,
-                "threshold": r.decision.threshold,
-                "a": list(r.decision.a_values),
-                "b": list(r.decision.b_values),
-            }
-            for r in gate.rows
-        ],
     }
-    assert record["rows"][0]["verdict"] == "REGRESSION" and record["rows"][0]["a"] == list(row.a_values)
+    assert len(rows) == len(gate.rows) and rows[0] == {
+        "test": FP16,
+        "metric": "wall",
+        "verdict": "REGRESSION",
+        "change": row.change,
+        "ci": list(row.ci),
+        "p": row.p_value,
+        "threshold": row.threshold,
+        "a": [5.0, 5.05, 4.95],
+        "b": [5.5, 5.52, 5.47],
+    }
+    record["rows"] = rows
     assert ab.rows_of(json.loads(json.dumps(record))) == gate.rows
     unsharded = ab.summary_record(gate_with(tmp_path, {"A": [], "B": []}, base_sha=None), None)
     assert (unsharded["shard"], unsharded["base"], unsharded["machine"], unsharded["pairs"]) == (
@@ -785,3 +776,195 @@ def test_merge_refusals_name_what_is_wrong_and_rows_follow_the_shard_numbers(tmp
 
 def test_every_shard_of_a_split_is_allowed():
     assert [ab.parse_shard(s) for s in ("1/1", "1/3", "3/3")] == [(1, 1), (1, 3), (3, 3)]
+
+
+# ---------------------------------------------------------------- the loop of pairs, with processes faked
+
+
+class FakeClock:
+    """time.monotonic for run_gate: each process takes ``seconds``."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def looping_gate(tmp_path, monkeypatch, sides, seconds=30.0, budget=600, min_pairs=2, max_pairs=6):
+    """A gate whose processes return the runs of ``sides`` in turn (the last one again when they
+    run out), each taking ``seconds`` on a fake clock; the order they ran in is logged."""
+    clock, ran = FakeClock(), []
+
+    def fake_process(checkout, number, plan, timeout_s):
+        ran.append((checkout.label, number))
+        clock.now += seconds
+        runs = sides[checkout.label]
+        return runs[min(number - 1, len(runs) - 1)]
+
+    monkeypatch.setattr(ab, "run_process", fake_process)
+    monkeypatch.setattr(ab.time, "monotonic", clock)
+    gate = gate_with(tmp_path, {"A": [], "B": []})
+    gate.plan = dataclasses.replace(gate.plan, budget_s=budget, min_pairs=min_pairs, max_pairs=max_pairs)
+    gate.pair_seconds, gate.stopped_by = [], ""
+    return gate, ran
+
+
+def test_processes_run_in_abba_order_and_stop_when_every_metric_is_decided(tmp_path, monkeypatch):
+    sides, *_ = measured_sides()
+    gate, ran = looping_gate(tmp_path, monkeypatch, sides, min_pairs=3)
+    said = []
+    ab.run_gate(gate, ab_settings(tmp_path), say=said.append)
+    assert ran == [("A", 1), ("B", 1), ("B", 2), ("A", 2), ("A", 3), ("B", 3)]
+    assert said[:2] == ["pair 1 (A B): 60 s; 4 of 4 metrics undecided", "pair 2 (B A): 60 s; 0 of 4 metrics undecided"]
+    assert gate.stopped_by == "every metric decided" and gate.pairs == 3
+
+
+def test_pairs_stop_at_max_pairs_or_before_the_budget_runs_out(tmp_path, monkeypatch):
+    def scattered(side, i):  # processes 20% apart, alternately: never decided in a few pairs
+        wall = [5.0 * (1.1 if (i + (side == "B")) % 2 else 0.9)] * 3
+        return process_run(side, i, {FP16: {"wall": wall}, MULTI: {"wall": wall}})
+
+    noisy = {side: [scattered(side, i) for i in range(8)] for side in "AB"}
+    gate, ran = looping_gate(tmp_path, monkeypatch, noisy, max_pairs=4)
+    gate.plan = dataclasses.replace(gate.plan, metrics=("wall",))
+    ab.run_gate(gate, ab_settings(tmp_path), say=lambda line: None)
+    assert gate.pairs == 4 and gate.stopped_by == "--max-pairs 4 reached" and len(ran) == 8
+    gate, ran = looping_gate(tmp_path, monkeypatch, noisy, seconds=30.0, budget=190)
+    gate.plan = dataclasses.replace(gate.plan, metrics=("wall",))
+    ab.run_gate(gate, ab_settings(tmp_path), say=lambda line: None)
+    assert gate.pairs == 3 and gate.stopped_by == "--budget 3.16667 min reached"  # a 4th would end at 240 s
+    assert [r.verdict for r in gate.rows] == ["can't tell", "can't tell"]
+
+
+def test_a_budget_too_small_for_the_minimum_is_refused_after_the_first_pair(tmp_path, monkeypatch):
+    sides, *_ = measured_sides()
+    gate, ran = looping_gate(tmp_path, monkeypatch, sides, seconds=50.0, budget=250, min_pairs=3)
+    with pytest.raises(Unusable) as info:
+        ab.run_gate(gate, ab_settings(tmp_path), say=lambda line: None)
+    assert str(info.value) == (
+        "--budget 4.16667 min is too small to decide: a pair of processes took 100 s and a decision needs at "
+        "least 3 pairs; give --budget 6 or more, or select fewer tests"
+    )
+    assert ran == [("A", 1), ("B", 1)]
+    gate, ran = looping_gate(tmp_path, monkeypatch, sides, seconds=50.0, budget=300, min_pairs=3)
+    ab.run_gate(gate, ab_settings(tmp_path), say=lambda line: None)  # 3 pairs of 100 s fit 300 s exactly
+    assert gate.pairs == 3 and len(ran) == 6
+
+
+def test_a_gate_that_judged_nothing_is_refused(tmp_path, monkeypatch):
+    bare = {side: [process_run(side, 0, {FP16: {"upload": [1.0] * 3}, MULTI: {"upload": [1.0] * 3}})] for side in "AB"}
+    gate, _ = looping_gate(tmp_path, monkeypatch, bare)
+    with pytest.raises(Unusable) as info:
+        ab.run_gate(gate, ab_settings(tmp_path), say=lambda line: None)
+    assert str(info.value) == (
+        "no gated metric (wall, GPU compute) of the selected tests was recorded by both versions: nothing to judge"
+    )
+
+
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ({"shard": "x"}, "shard 'x' is not [I, N] with 1 <= I <= N"),
+        ({"shard": [0, 0]}, "shard [0, 0] is not [I, N]"),
+        ({"shard": [1, 1], "base": "a", "head": "b"}, "its rows are not those of an A/B shard"),
+        ({"shard": [True, 1]}, "shard [True, 1] is not [I, N]"),
+        ({"shard": [2, 1]}, "shard [2, 1] is not [I, N]"),
+        (
+            dict(record_of((1, 1)), rows=[{"test": "t"}]),
+            "its rows are not those of an A/B shard (each needs test, metric, verdict, change, ci, p, threshold, a, b)",
+        ),
+        (dict(record_of((2, 3)), rows=[]), "shard 2/3 judged nothing"),
+        (dict(record_of((1, 1)), base=None), "names no base and head versions"),
+    ],
+)
+def test_a_shard_record_that_is_not_one_is_refused_in_one_line(tmp_path, capsys, record, message):
+    assert trtbench("ab", "--merge", write(tmp_path / "s.json", record), "--out", tmp_path / "m") == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_shards_of_different_selections_or_an_unwritable_out_are_refused(tmp_path, capsys):
+    one = write(tmp_path / "1.json", dict(record_of((1, 2)), selected=["t1", "t2"]))
+    two = write(tmp_path / "2.json", dict(record_of((2, 2)), selected=["t1", "t3"]))
+    assert trtbench("ab", "--merge", one, two, "--out", tmp_path / "m") == 2
+    assert capsys.readouterr().err == "error: --merge: shards of different selections of tests (-k): not one gate\n"
+    blocker = write(tmp_path / "file", {})
+    two = write(tmp_path / "2.json", dict(record_of((2, 2)), selected=["t1", "t2"]))
+    assert trtbench("ab", "--merge", one, two, "--out", blocker) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {blocker}: cannot write")
+
+
+def test_a_process_that_skipped_everything_names_the_skip(tmp_path, monkeypatch):
+    gate = gate_with(tmp_path, {"A": [], "B": []})
+
+    def skipped(command, cwd, env, stdout, stderr, timeout):
+        stdout.write("SKIPPED [2] benchmarks/test_approaches.py: no NVIDIA GPU or driver found\n")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(ab.subprocess, "run", skipped)
+    with pytest.raises(Unusable) as info:
+        ab.run_process(gate.base, 1, gate.plan, timeout_s=60)
+    assert "measured nothing of test_approach[torch-fp16], test_approach[torch-multi_context]" in str(info.value)
+    assert "(SKIPPED [2] benchmarks/test_approaches.py: no NVIDIA GPU or driver found)" in str(info.value)
+
+
+def faked_pytest(monkeypatch, output="", returncode=0, writes=None, timeout=False):
+    """subprocess.run for run_process: prints ``output`` to the log and writes the saved run
+    (``writes(path)``) where --benchmark-json says, or times out."""
+
+    def fake(command, cwd, env, stdout, stderr, timeout):
+        if timeout_now:
+            raise subprocess.TimeoutExpired(command, timeout)
+        stdout.write(output)
+        if writes:
+            writes(Path(next(a for a in command if a.startswith("--benchmark-json=")).split("=", 1)[1]))
+        return subprocess.CompletedProcess(command, returncode)
+
+    timeout_now = timeout
+    monkeypatch.setattr(ab.subprocess, "run", fake)
+
+
+def test_a_process_gives_its_saved_run_or_one_line_saying_why_not(tmp_path, monkeypatch):
+    gate = gate_with(tmp_path, {"A": [], "B": []})
+    both = lambda path: saved_run(path, {"fp16": 5.0, "multi_context": 3.0})  # noqa: E731
+    faked_pytest(monkeypatch, writes=both)
+    run = ab.run_process(gate.base, 2, gate.plan, timeout_s=60)
+    assert set(run.tests) == {FP16, MULTI} and run.path == gate.plan.out / "A" / "0002_A.json"
+    log = gate.plan.out / "B" / "0001_B.log"
+
+    def refusal(**fake):
+        faked_pytest(monkeypatch, **fake)
+        with pytest.raises(Unusable) as info:
+            ab.run_process(gate.head, 1, gate.plan, timeout_s=60)
+        return str(info.value)
+
+    assert refusal(output="collected 2 items\nE   RuntimeError: boom\n==== 1 failed ====\n", returncode=1) == (
+        f"B process 1 ({'b' * 12}) failed (pytest exit 1): E   RuntimeError: boom; log: {log}"
+    )
+    assert refusal(timeout=True) == f"B process 1 ({'b' * 12}) ran past 60 s; log: {log}"
+    assert refusal(writes=lambda path: path.write_text("{")).startswith(
+        f"B process 1: {gate.plan.out / 'B' / '0001_B.json'}: not valid JSON"
+    )
+    only_fp16 = lambda path: saved_run(path, {"fp16": 5.0})  # noqa: E731
+    assert refusal(writes=only_fp16) == (
+        f"B process 1 ({'b' * 12}) measured nothing of test_approach[torch-multi_context]; log: {log}"
+    )
+
+
+def test_a_process_that_measured_few_of_many_tests_names_three_and_says_there_are_more(tmp_path, monkeypatch):
+    gate = gate_with(tmp_path, {"A": [], "B": []})
+    names = [f"test_approach[torch-{case}]" for case in ("baseline", "fp16", "overlap", "uint8_input", "cuda_graph")]
+    gate.plan = dataclasses.replace(gate.plan, tests=tuple(f"benchmarks/test_approaches.py::{n}" for n in names))
+    faked_pytest(monkeypatch, writes=lambda path: saved_run(path, {"cuda_graph": 3.0}))
+    with pytest.raises(Unusable) as info:
+        ab.run_process(gate.base, 1, gate.plan, timeout_s=60)
+    assert str(info.value) == (
+        f"A process 1 ({'a' * 12}) measured nothing of test_approach[torch-baseline], test_approach[torch-fp16], "
+        f"test_approach[torch-overlap] ...; log: {gate.plan.out / 'A' / '0001_A.log'}"
+    )
+    three = [f"test_approach[torch-{case}]" for case in ("baseline", "fp16", "overlap", "cuda_graph")]
+    gate.plan = dataclasses.replace(gate.plan, tests=tuple(f"benchmarks/test_approaches.py::{n}" for n in three))
+    with pytest.raises(Unusable) as info:
+        ab.run_process(gate.base, 1, gate.plan, timeout_s=60)
+    assert "test_approach[torch-overlap]; log: " in str(info.value)  # exactly three: no "..."

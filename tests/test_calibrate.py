@@ -72,3 +72,57 @@ def test_a_calibrated_file_keeps_the_settings_it_was_made_with(tmp_path):
         base.history_min_runs,
     )
     assert made.fixed["wall"]["fp16"] == pytest.approx(made.fixed["wall"]["fp16"]) and len(made.fixed["wall"]) == 9
+
+
+def test_two_backends_of_one_case_give_one_entry_the_larger_threshold(tmp_path):
+    """Thresholds are keyed by case (``fp16``): a run of both backends must still give a file
+    that loads, holding the larger of the two backends' thresholds."""
+    import json
+
+    runs = []
+    for i in range(1, 6):
+        path = saved_run(tmp_path / f"000{i}_aa.json", seed=i)
+        noisy = json.loads(saved_run(tmp_path / f"noisy{i}.json", seed=i + 10, spread=0.02).read_text())
+        doc = json.loads(path.read_text())
+        for bench in noisy["benchmarks"]:
+            bench["name"] = bench["name"].replace("[torch-", "[tensorrt-")
+            bench["extra_info"]["backend"] = "tensorrt"
+        doc["benchmarks"] += noisy["benchmarks"]
+        path.write_text(json.dumps(doc))
+        runs.append(path)
+    out = tmp_path / "two.toml"
+    assert trtbench("calibrate", "--from-runs", *runs, "--out", out) == 0
+    fixed = Settings.load(out).fixed
+    torch_only = tmp_path / "torch.toml"
+    assert (
+        trtbench(
+            "calibrate",
+            "--from-runs",
+            *[saved_run(tmp_path / f"100{i}_t.json", seed=i) for i in range(1, 6)],
+            "--out",
+            torch_only,
+        )
+        == 0
+    )
+    assert fixed["wall"]["fp16"] > Settings.load(torch_only).fixed["wall"]["fp16"]
+
+
+def test_runs_too_far_apart_are_refused_before_a_file_is_written(tmp_path, capsys):
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 5)]
+    runs.append(saved_run(tmp_path / "0005_far.json", dict(MS, cuda_graph=MS["cuda_graph"] * 12), seed=5))
+    out = tmp_path / "c.toml"
+    assert trtbench("calibrate", "--from-runs", *runs, "--out", out) == 2
+    assert "cuda_graph] wall: the history's medians" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_calibrated_file_keeps_the_ab_gates_settings(tmp_path):
+    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 6)]
+    out = tmp_path / "c.toml"
+    assert trtbench("calibrate", "--from-runs", *runs, "--out", out) == 0
+    calibrated, used = Settings.load(out), Settings.load()
+    assert (calibrated.ab, calibrated.ab_alpha, calibrated.ab_ok_alpha) == (used.ab, used.ab_alpha, used.ab_ok_alpha)
+    assert (calibrated.thresholds, calibrated.floor, calibrated.history_min_runs) == (
+        used.thresholds,
+        used.floor,
+        used.history_min_runs,
+    )

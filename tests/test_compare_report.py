@@ -868,7 +868,8 @@ def test_help_names_the_command_its_options_and_exit_statuses(capsys, monkeypatc
     for line in (
         "runs OLD.json NEW.json, or NEW.json (default: the newest run in --storage)",
         "--storage STORAGE saved runs folder, searched recursively for the newest run (default .benchmarks)",
-        "--thresholds THRESHOLDS TOML like regression.toml",
+        "--thresholds THRESHOLDS a whole settings file like regression.toml (default: regression.toml); what it "
+        "leaves out takes the built-in defaults",
         "--allow-missing PATTERN a test name, or an fnmatch pattern, the new run may lack: deselected on purpose",
         "--markdown print the table as markdown (a job summary)",
     ):
@@ -988,14 +989,118 @@ def test_report_refuses_a_row_it_cannot_draw_naming_the_benchmark(tmp_path, caps
 def test_an_overlapping_approachs_gpu_figure_is_its_busy_time_over_the_round():
     busy, spans = [4.0, 4.1, 3.9], [9.0, 9.2, 8.8]
     overlapping = record("test_approach[torch-multi_context]", 8, {"wall": [5.0], "compute": spans, "gpu_busy": busy})
-    assert cmp.gated_samples(overlapping, "compute") == tuple(busy)
-    assert cmp.gated_samples(overlapping, "wall") == (5.0,)
+    assert overlapping.gated("compute") == tuple(busy)
+    assert overlapping.gated("wall") == (5.0,)
     before_busy = record("test_approach[torch-multi_context]", 8, {"compute": spans})
-    assert cmp.gated_samples(before_busy, "compute") is None  # saved before it was recorded: not judged
+    assert before_busy.gated("compute") is None  # saved before it was recorded: not judged
     for name in ("test_approach[torch-fp16]", "test_not_of_the_catalogue"):
-        assert cmp.gated_samples(record(name, 8, {"compute": spans, "gpu_busy": busy}), "compute") == tuple(spans)
+        assert record(name, 8, {"compute": spans, "gpu_busy": busy}).gated("compute") == tuple(spans)
 
 
 def test_table_is_plain_text_unless_asked_for_markdown():
     assert cmp.table(["a", "bb"], [["ccc", "d"]]) == "a    bb\nccc  d"
     assert cmp.table(["a", "bb"], [["ccc", "d"]], markdown=True) == "| a | bb |\n| --- | --- |\n| ccc | d |"
+
+
+def test_an_overlapping_approachs_threshold_comes_from_the_samples_it_is_judged_on():
+    """multi_context's GPU figure is judged on its busy time: the history's threshold too, not on
+    the per-batch spans, which hold the other context's work and scatter by tens of percent."""
+    name = "test_approach[torch-multi_context]"
+    history = [
+        run_of(f"{i}.json", {name: {"compute": [9.0 * (1 + 0.3 * (i % 2))] * 5, "gpu_busy": [4.0, 4.01, 3.99]}})
+        for i in range(4)
+    ]
+    value, source = st.threshold_for(name, "compute", st.Settings.load(), history)
+    assert source == "history of 4 runs" and value == pytest.approx(st.Settings.load().floor["compute"])
+
+
+def test_compare_new_takes_its_baseline_and_history_only_from_older_runs(tmp_path, capsys):
+    folder = tmp_path / "H100" / "m"
+    folder.mkdir(parents=True)
+    paths = [saved_run(folder / f"000{i}_aa.json", seed=i) for i in range(1, 6)]
+    assert run_main(paths[2]) == 0
+    out = capsys.readouterr().out
+    assert f"old: {paths[1]}" in out
+    assert (
+        f"history for thresholds: 2 run(s) of the same GPU, TensorRT, model and weights in {folder}: 0001, 0002" in out
+    )
+
+
+def test_compare_new_is_refused_when_the_earlier_runs_of_its_folder_cannot_be_used(tmp_path, capsys):
+    folder = tmp_path / "H100" / "m"
+    folder.mkdir(parents=True)
+    (folder / "0001_cut.json").write_text('{"machine_info": ')
+    saved_run(folder / "0002_a100.json", gpu="NVIDIA A100")
+    new = saved_run(folder / "0003_new.json", seed=3)
+    assert run_main(new) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no baseline for {new}: the 2 earlier run(s) in {folder} cannot be used (")
+    assert "0001_cut.json: not valid JSON" in err and "0002_a100.json: another GPU" in err and err.count("\n") == 1
+
+
+def _edited_run(tmp_path, edit):
+    path = saved_run(tmp_path / "0001_r.json")
+    doc = json.loads(path.read_text())
+    edit(doc, doc["benchmarks"][0]["extra_info"])
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit,shown",
+    [
+        (
+            lambda doc, info: doc.update(trtbench={"discrimination": {"batch": 4}}),
+            "trtbench.discrimination {'batch': 4} needs the numbers batch, distinct_classes, image_dependent_share",
+        ),
+        (lambda doc, info: info.update(floor={"x": 1}), "floor {'x': 1} has no floor_ms above zero"),
+        (lambda doc, info: info.update(ms_per_batch_iqr="x"), "ms_per_batch_iqr 'x' is not a number"),
+        (lambda doc, info: info.update(top1_agreement=True), "top1_agreement True is not a number"),
+    ],
+)
+def test_figures_a_report_formats_are_checked_when_a_run_is_read(tmp_path, capsys, edit, shown):
+    path = _edited_run(tmp_path, edit)
+    assert trtbench("report", path, "--out", tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}") and shown in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_report_draws_a_timeline_of_one_side(tmp_path):
+    path = _edited_run(tmp_path, lambda doc, info: info["timeline"].pop("gpu"))
+    assert trtbench("report", path, "--out", tmp_path / "o") == 0
+    assert (tmp_path / "o" / "report.md").is_file()
+
+
+def test_json_nested_too_deeply_is_refused_in_one_line(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200000)
+    assert trtbench("compare", saved_run(tmp_path / "0001_a.json"), deep) == 2
+    assert capsys.readouterr().err == f"error: {deep}: not usable JSON (nested too deeply)\n"
+
+
+@pytest.mark.parametrize(
+    "text,where,unknown",
+    [
+        (FULL_THRESHOLDS + "[decision]\nalpah = 0.01\n", "[decision]", "alpah"),
+        (FULL_THRESHOLDS + "[thresold]\nwall = 0.1\n", "the file", "thresold"),
+        (FULL_THRESHOLDS + "[ab]\nok_alhpa = 0.1\n", "[ab]", "ok_alhpa"),
+        (FULL_THRESHOLDS + "[floor]\ngpu = 0.1\n", "[floor]", "gpu"),
+    ],
+)
+def test_a_misspelt_settings_key_is_refused_not_ignored(tmp_path, text, where, unknown):
+    known = {
+        "[decision]": "alpha, noise_multiplier, cv_multiplier, history_min_runs, history_window, max_rounds_factor",
+        "the file": "decision, floor, thresholds, fixed, ab",
+        "[ab]": "alpha, ok_alpha, wall, compute",
+        "[floor]": "wall, compute",
+    }[where]
+    assert refusal(tmp_path, text) == f"unknown key(s) {unknown} in {where}; known: {known}"
+
+
+def test_a_folders_own_runs_leave_out_those_of_folders_below_it(tmp_path):
+    top = saved_run(tmp_path / "0001_top.json")
+    (tmp_path / "below").mkdir()
+    saved_run(tmp_path / "below" / "0002_below.json")
+    assert runs.saved_runs(tmp_path, recursive=False) == [top]
+    assert [p.name for p in runs.saved_runs(tmp_path)] == ["0001_top.json", "0002_below.json"]

@@ -199,3 +199,89 @@ def test_a_pipeline_that_fails_while_being_built_releases_what_it_made(runtime, 
     with pytest.raises(cuda.CudaError, match="cudaErrorMemoryAllocation"):
         cls.open(engine_for(runtime, graphs, spec, cls), workload(data, cls))
     assert runtime.live() == {"memory": 0, "streams": 0, "events": 0, "graphs": 0, "graph_execs": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("planted,fails", [("", False), ("fp16:wrong:1", True)])
+def test_a_benchmark_whose_pipeline_answers_wrong_fails_its_correctness_check(tmp_path, planted, fails):
+    """The whole benchmark (fixtures/bench.py) through the CPU doubles, with a wrong batch planted
+    outside the product code (tests/plant.py): the benchmark fails naming ONNX Runtime; clean, it passes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "benchmarks/test_approaches.py",
+            "-k",
+            "test_approach and fp16",
+            "-p",
+            "no:cacheprovider",
+            "--backend",
+            "torch",
+            "--batch-size",
+            "2",
+            "--batches",
+            "2",
+            "--rounds",
+            "3",
+            "--warmup-rounds",
+            "1",
+            f"--engine-cache-dir={tmp_path / 'engines'}",
+            f"--reference-cache-dir={tmp_path / 'reference'}",
+        ],
+        cwd=root,
+        env=dict(os.environ, PYTEST_PLUGINS="tests.cpu_suite,tests.plant", PLANT=planted),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    if fails:
+        assert done.returncode == 1 and "fp16 [torch] differs from ONNX Runtime" in output, output[-3000:]
+    else:
+        assert done.returncode == 0 and "1 passed" in output, output[-3000:]
+
+
+def test_a_bound_context_reaches_the_context_only_when_a_value_changes():
+    from trtbench.gpu.pipeline import BoundContext
+
+    class Counting:
+        def __init__(self):
+            self.calls = []
+
+        def set_input_shape(self, name, shape):
+            self.calls.append(("shape", name, shape))
+
+        def set_tensor_address(self, name, address):
+            self.calls.append(("address", name, address))
+
+        def set_input_consumed_event(self, event):
+            self.calls.append(("consumed", event))
+
+    context = Counting()
+    bound = BoundContext(context, "input")
+    for _ in range(2):  # the second time round, nothing changed: no call
+        bound.set_input_shape((128, 3, 224, 224))
+        bound.set_tensor_address("input", 256)
+        bound.set_tensor_address("output", 512)
+        bound.set_input_consumed_event(None)
+    bound.set_input_shape((1, 3, 224, 224))  # a batch of another size
+    bound.set_tensor_address("input", 768)
+    bound.set_input_consumed_event(7)
+    bound.set_input_consumed_event(None)
+    assert context.calls == [
+        ("shape", "input", (128, 3, 224, 224)),
+        ("address", "input", 256),
+        ("address", "output", 512),
+        ("consumed", None),
+        ("shape", "input", (1, 3, 224, 224)),
+        ("address", "input", 768),
+        ("consumed", 7),
+        ("consumed", None),
+    ]

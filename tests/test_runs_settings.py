@@ -49,7 +49,7 @@ def test_a_record_keeps_the_known_metrics_it_was_given_and_its_identity():
         {"wall": (2.0, 2.1, 1.9), "compute": (1.0,)},
         figures,
     )
-    assert record.figure("ms_per_batch") == 2.0 and record.figure("absent") is None
+    assert record.info.get("ms_per_batch") == 2.0 and record.info.get("absent") is None
     unnamed = TestRecord.from_info("t", info())
     assert (unnamed.approach, unnamed.backend, unnamed.sweep) == ("?", "?", False)
     assert TestRecord.from_info("t", info(sweep=1, images_per_s=4e3, latency_p99_ms=2.5)).sweep is True
@@ -88,7 +88,7 @@ def span(kind="compute", start=1.0, end=2.0, where="stream"):
 
 def test_a_timeline_of_either_side_alone_and_a_span_of_no_length_are_well_formed():
     for timeline in ({"gpu": [span()]}, {"host": [span("enqueue", where="thread")]}, {}, {"gpu": [span(end=1.0)]}):
-        assert TestRecord.from_info("t", info(timeline=timeline)).figure("timeline") == timeline
+        assert TestRecord.from_info("t", info(timeline=timeline)).info["timeline"] == timeline
 
 
 @pytest.mark.parametrize(

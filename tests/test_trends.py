@@ -406,3 +406,12 @@ def test_the_page_opens_in_a_headless_browser(aa, tmp_path):
     found = re.search(r"<title>opened in (\d+) ms, svg (\d+)</title>", proc.stdout)
     assert found, proc.stdout[:500] + proc.stderr[-2000:]
     assert int(found.group(2)) == 12 * 2 and int(found.group(1)) < 2000
+
+
+def test_too_few_runs_to_search_is_cant_tell_not_no_change(aa, tmp_path, capsys):
+    th.write(tmp_path / "h200", th.resampled(aa, 5, seed=51))
+    assert trtbench("trends", tmp_path / "h200", "--out", tmp_path / "out") == 3
+    out = capsys.readouterr().out
+    assert "Nothing searched: all " in out and "fewer than 10 runs (--min-runs)" in out and "No change found" not in out
+    th.write(tmp_path / "h200", th.resampled(aa, 10, seed=52, first_index=5), first_number=6)
+    assert trtbench("trends", tmp_path / "h200", "--out", tmp_path / "out") == 0

@@ -28,8 +28,8 @@ from typing import Any
 
 from trtbench.catalogue import approach, approach_of
 from trtbench.checkouts import Checkout
-from trtbench.cli import EXIT_OK, EXIT_REGRESSION, EXIT_UNCLEAR, Unusable
-from trtbench.compare import enqueue_bound, gated_samples, table
+from trtbench.cli import EXIT_OK, EXIT_REGRESSION, EXIT_UNCLEAR, Unusable, read_json
+from trtbench.compare import enqueue_bound, table
 from trtbench.runs import Malformed, SavedRun
 from trtbench.settings import GATED, Settings
 from trtbench.stats import ABDecision, decide_ab
@@ -74,6 +74,7 @@ class Gate:
     pair_seconds: list[float] = dataclasses.field(default_factory=list)
     rows: list[Row] = dataclasses.field(default_factory=list)
     stopped_by: str = ""  # why no more pairs were added
+    selected: tuple[str, ...] = ()  # every test of the gate, when this one runs a shard of them
 
     @property
     def pairs(self) -> int:
@@ -178,12 +179,15 @@ def run_process(checkout: Checkout, number: int, plan: Plan, timeout_s: float) -
             f"{checkout.label} process {number} ({checkout.describe()}) failed (pytest exit "
             f"{done.returncode}): {_last_line(text)}; log: {log}"
         )
-    try:
-        run = SavedRun.load(out_json)
-    except Malformed as exc:
-        raise Unusable(f"{checkout.label} process {number}: {exc}; log: {log}") from None
-    names = {_name(t) for t in plan.tests}
-    missing = sorted(names - set(run.tests))
+    names = sorted({_name(t) for t in plan.tests})
+    if not out_json.is_file():  # pytest-benchmark writes no run when every test skipped
+        missing = names
+    else:
+        try:
+            run = SavedRun.load(out_json)
+        except Malformed as exc:
+            raise Unusable(f"{checkout.label} process {number}: {exc}; log: {log}") from None
+        missing = sorted(set(names) - set(run.tests))
     if missing:
         skips = [x.strip() for x in text.splitlines() if x.startswith("SKIPPED")]
         why = f" ({skips[0]})" if skips else ""
@@ -206,8 +210,8 @@ def decide(gate: Gate, settings: Settings) -> list[Row]:
         a_tests = [r.tests[name] for r in gate.runs["A"]]
         b_tests = [r.tests[name] for r in gate.runs["B"]]
         for metric in gate.plan.metrics:
-            a = [statistics.median(s) for t in a_tests if (s := gated_samples(t, metric))]
-            b = [statistics.median(s) for t in b_tests if (s := gated_samples(t, metric))]
+            a = [statistics.median(s) for t in a_tests if (s := t.gated(metric))]
+            b = [statistics.median(s) for t in b_tests if (s := t.gated(metric))]
             if len(a) < len(a_tests) or len(b) < len(b_tests) or not a:
                 continue  # not recorded by one version (e.g. a metric added since): not judged
             threshold = settings.ab_threshold(name, metric)
@@ -244,6 +248,11 @@ def run_gate(gate: Gate, settings: Settings, say: Callable[[str], None] = print)
                 f"{mean_pair * plan.min_pairs / 60 * 1.2:.0f} or more, or select fewer tests"
             )
         gate.rows = decide(gate, settings)
+        if not gate.rows:
+            raise Unusable(
+                "no gated metric (wall, GPU compute) of the selected tests was recorded by both versions: "
+                "nothing to judge"
+            )
         open_rows = undecided(gate.rows)
         say(
             f"pair {gate.pairs} ({' '.join(side_order(pair))}): {gate.pair_seconds[-1]:.0f} s; "
@@ -312,6 +321,7 @@ def summary_record(gate: Gate, shard: tuple[int, int] | None) -> dict[str, Any]:
         "head": gate.head.sha or gate.head.describe(),
         "shard": list(shard) if shard else None,
         "tests": list(gate.plan.tests),
+        "selected": list(gate.selected or gate.plan.tests),
         "pairs": gate.pairs,
         "pair_seconds": gate.pair_seconds,
         "stopped_by": gate.stopped_by,
@@ -439,20 +449,39 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+ROW_KEYS = ("test", "metric", "verdict", "change", "ci", "p", "threshold", "a", "b")
+
+
+def _shard_record(path: Path) -> dict[str, Any]:
+    """One shard's summary, checked: Unusable says what is wrong with it."""
+    record = read_json(path)
+    if not isinstance(record, dict) or "shard" not in record:
+        raise Unusable(f"{path}: not the summary of an A/B shard ({SUMMARY})")
+    if record.get("refused"):
+        raise Unusable(f"{path}: shard {record['shard']} could not decide: {record['refused']}")
+    if not record["shard"]:
+        raise Unusable(f"{path}: not a shard (made without --shard)")
+    shard = record["shard"]
+    if not (
+        isinstance(shard, list)
+        and len(shard) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+        and 1 <= shard[0] <= shard[1]
+    ):
+        raise Unusable(f"{path}: shard {shard!r} is not [I, N] with 1 <= I <= N")
+    rows = record.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and set(ROW_KEYS) <= r.keys() for r in rows):
+        raise Unusable(f"{path}: its rows are not those of an A/B shard (each needs {', '.join(ROW_KEYS)})")
+    if not rows:
+        raise Unusable(f"{path}: shard {shard[0]}/{shard[1]} judged nothing")
+    if not all(isinstance(record.get(k), str) for k in ("base", "head")):
+        raise Unusable(f"{path}: names no base and head versions")
+    return record
+
+
 def merge(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[Row]]:
     """The shards' records and their rows as one verdict; a missing, refused or foreign shard is refused."""
-    from trtbench.cli import read_json
-
-    records = []
-    for path in paths:
-        record = read_json(path)
-        if not isinstance(record, dict) or "shard" not in record:
-            raise Unusable(f"{path}: not the summary of an A/B shard ({SUMMARY})")
-        if record.get("refused"):
-            raise Unusable(f"{path}: shard {record['shard']} could not decide: {record['refused']}")
-        if not record["shard"]:
-            raise Unusable(f"{path}: not a shard (made without --shard)")
-        records.append(record)
+    records = [_shard_record(path) for path in paths]
     if not records:
         raise Unusable("--merge: no shard summaries given")
     total = records[0]["shard"][1]
@@ -467,5 +496,7 @@ def merge(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[Row]]:
     for record in records[1:]:
         if (record["base"], record["head"]) != (records[0]["base"], records[0]["head"]):
             raise Unusable("--merge: shards compared different commits")
+        if record.get("selected") != records[0].get("selected"):
+            raise Unusable("--merge: shards of different selections of tests (-k): not one gate")
     rows = [row for record in sorted(records, key=lambda r: r["shard"][0]) for row in rows_of(record)]
     return records, rows

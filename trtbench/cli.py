@@ -63,6 +63,8 @@ def read_json(path: Path) -> Any:
         raise Unusable(f"{path}: not readable ({type(exc).__name__}: {exc})") from None
     except ValueError as exc:
         raise Unusable(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise Unusable(f"{path}: not usable JSON (nested too deeply)") from None
 
 
 @contextlib.contextmanager

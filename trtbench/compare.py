@@ -18,9 +18,8 @@ import fnmatch
 import statistics
 from collections.abc import Iterable, Sequence
 
-from trtbench.catalogue import approach, approach_of
 from trtbench.cli import EXIT_OK, EXIT_REGRESSION, EXIT_UNCLEAR
-from trtbench.runs import THRESHOLD_IDENTITY, SavedRun, TestRecord
+from trtbench.runs import IDENTITY, THRESHOLD_IDENTITY, SavedRun, TestRecord
 from trtbench.settings import GATED, Refused, Settings, threshold_for
 from trtbench.stats import Decision, decide
 
@@ -42,7 +41,7 @@ class Row:
 
 
 def check_comparable(old: SavedRun, new: SavedRun) -> None:
-    for field in ("gpu_name", "tensorrt", "model"):
+    for field in IDENTITY:
         a, b = old.machine.get(field, "unknown"), new.machine.get(field, "unknown")
         if a != b:
             raise Refused(
@@ -54,21 +53,6 @@ def check_comparable(old: SavedRun, new: SavedRun) -> None:
             raise Refused(
                 f"refusing to compare {name}: batch size {old.tests[name].batch_size} vs {new.tests[name].batch_size}"
             )
-
-
-def gated_samples(test: TestRecord, metric: str) -> Sequence[float] | None:
-    """The samples a metric is judged on: an overlapping approach's GPU figure is its GPU's
-    busy time over the round, not per-batch spans that hold the other contexts' work."""
-    if metric == "compute" and _overlapping(test.name):
-        return test.samples.get("gpu_busy")  # absent in runs saved before it was recorded: not judged
-    return test.samples.get(metric)
-
-
-def _overlapping(test_name: str) -> bool:
-    try:
-        return approach(approach_of(test_name)).overlapping_batches
-    except KeyError:
-        return False
 
 
 def compare(
@@ -93,11 +77,11 @@ def compare(
             f"{new.path.name} lacks {len(missing)} test(s) that {old.path.name} measured: {shown}; "
             "if they were deselected on purpose, name them with --allow-missing PATTERN"
         )
-    comparable = [r for r in history if r.path != new.path and r.same(new, THRESHOLD_IDENTITY)]
+    comparable = threshold_history(new, history, settings)
     rows = []
     for name in sorted(old.tests.keys() & new.tests.keys()):
         for metric in GATED:
-            a, b = gated_samples(old.tests[name], metric), gated_samples(new.tests[name], metric)
+            a, b = old.tests[name].gated(metric), new.tests[name].gated(metric)
             if not a or not b:
                 continue
             threshold, source = threshold_for(name, metric, settings, comparable)
@@ -111,6 +95,13 @@ def compare(
             f"{old.path.name} and {new.path.name} measured no metric of any test in common: nothing to compare"
         )
     return rows
+
+
+def threshold_history(new: SavedRun, history: Sequence[SavedRun], settings: Settings) -> list[SavedRun]:
+    """The runs of ``history`` that thresholds for ``new`` come from: the newest
+    ``history_window`` of the same GPU, TensorRT, model and weights, ``new`` itself excluded."""
+    same = [r for r in history if r.path != new.path and r.same(new, THRESHOLD_IDENTITY)]
+    return same[-settings.history_window :]
 
 
 def enqueue_bound(test: TestRecord) -> bool:

@@ -192,7 +192,7 @@ MIN_SPAN_SHARE = 0.004
 def render_timelines(rows: list[dict[str, Any]], backend: str, path: Path) -> bool:
     """One round per approach, on one shared time scale: spans per CUDA stream and host
     thread. False if no timeline was recorded."""
-    rows = [r for r in rows if r.get("timeline")]
+    rows = [r for r in rows if _spans(r.get("timeline") or {})]
     if not rows:
         return False
     plt = _pyplot()
@@ -204,10 +204,10 @@ def render_timelines(rows: list[dict[str, Any]], backend: str, path: Path) -> bo
         squeeze=False,
         figsize=(13, 1.2 + 1.1 * len(rows) + 0.25 * sum(len(lanes) for lanes in lanes_of)),
     )
-    end = max(s["end_ms"] for r in rows for s in r["timeline"]["gpu"] + r["timeline"]["host"])
+    end = max(s["end_ms"] for r in rows for s in _spans(r["timeline"]))
     shortest = MIN_SPAN_SHARE * end
     for ax, row, lanes in zip(axes[:, 0], rows, lanes_of):
-        for span in row["timeline"]["gpu"] + row["timeline"]["host"]:
+        for span in _spans(row["timeline"]):
             width = max(span["end_ms"] - span["start_ms"], shortest)
             ax.barh(
                 lanes.index(_lane_of(span)),
@@ -253,9 +253,14 @@ def _lane_of(span: dict[str, Any]) -> str:
     return f"thread {span['thread']}"
 
 
+def _spans(timeline: dict[str, Any]) -> list[dict[str, Any]]:
+    """A timeline's spans, GPU then host (a saved run may hold either side alone)."""
+    return [*timeline.get("gpu", []), *timeline.get("host", [])]
+
+
 def _lanes(timeline: dict[str, Any]) -> list[str]:
     lanes: list[str] = []
-    for span in timeline["gpu"] + timeline["host"]:
+    for span in _spans(timeline):
         if _lane_of(span) not in lanes:
             lanes.append(_lane_of(span))
     return lanes

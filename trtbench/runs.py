@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from trtbench.catalogue import approach, approach_of
 from trtbench.cli import Unusable, read_json
 
 SCHEMA = 2  # saved runs carry per-round samples from this schema on
@@ -49,6 +51,24 @@ MACHINE_FIELDS = (
 # per-round samples (ms per batch): GPU spans of CUDA events, host enqueue time, and wall
 METRICS = ("wall", "compute", "upload", "download", "enqueue", "gpu_latency", "gpu_busy")
 SPAN_KINDS = ("upload", "compute", "download", "enqueue", "postprocess")
+# a test's figures that readers format as numbers: absent or None, else a number
+NUMBER_FIGURES = (
+    "ms_per_batch_iqr",
+    "images_per_s",
+    "compute_ms_per_batch",
+    "upload_ms_per_batch",
+    "download_ms_per_batch",
+    "enqueue_ms_per_batch",
+    "gpu_busy_ms_per_batch",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "rel_l2_error",
+    "top1_agreement",
+    "top5_agreement",
+    "peak_device_mb",
+    "gpu_compute_cv",
+)
+DISCRIMINATION_KEYS = ("batch", "distinct_classes", "image_dependent_share")  # what a run says of its inputs
 DEFAULT_STORAGE = Path(".benchmarks")
 RUN_FILE = re.compile(r"(\d{4,})_.*\.json$")  # pytest-benchmark's NNNN_*.json
 
@@ -58,7 +78,11 @@ class Malformed(Unusable):
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return _number(value) and math.isfinite(value) and value > 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's too: the writer checks
 
 
 def _times(metric: str, values: Any) -> tuple[float, ...]:
@@ -111,6 +135,12 @@ class TestRecord:
         for key in rates:
             if not _positive(info.get(key)):
                 raise ValueError(f"{key} {info.get(key)!r} is not a time or rate above zero")
+        for key in NUMBER_FIGURES:
+            if info.get(key) is not None and not _number(info[key]):
+                raise ValueError(f"{key} {info[key]!r} is not a number")
+        floor = info.get("floor")
+        if floor is not None and not (isinstance(floor, dict) and _positive(floor.get("floor_ms"))):
+            raise ValueError(f"floor {floor!r} has no floor_ms above zero")
         timeline = info.get("timeline")
         if timeline is not None:
             sides = [timeline.get("gpu", []), timeline.get("host", [])] if isinstance(timeline, dict) else [None]
@@ -126,8 +156,20 @@ class TestRecord:
             info,
         )
 
-    def figure(self, key: str) -> Any:
-        return self.info.get(key)
+    def gated(self, metric: str) -> tuple[float, ...] | None:
+        """The samples a gated metric is judged on: an overlapping approach's GPU figure is its
+        GPU's busy time over the round, not per-batch spans that hold the other contexts' work
+        (None: not recorded, e.g. busy time in runs saved before it was)."""
+        if metric == "compute" and _overlapping(self.name):
+            return self.samples.get("gpu_busy")
+        return self.samples.get(metric)
+
+
+def _overlapping(test_name: str) -> bool:
+    try:
+        return approach(approach_of(test_name)).overlapping_batches
+    except KeyError:
+        return False
 
 
 def measured(info: Any) -> bool:
@@ -196,6 +238,13 @@ class SavedRun:
                 raise Malformed(f"{path}: benchmark {bench.get('name')!r}: {exc}") from None
             tests[record.name] = record
         section = doc.get("trtbench") if isinstance(doc.get("trtbench"), dict) else {}
+        found = section.get("discrimination")
+        if found is not None and not (
+            isinstance(found, dict) and all(_number(found.get(k)) for k in DISCRIMINATION_KEYS)
+        ):
+            raise Malformed(
+                f"{path}: trtbench.discrimination {found!r} needs the numbers {', '.join(DISCRIMINATION_KEYS)}"
+            )
         commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), dict) else {}
         return cls(
             path,

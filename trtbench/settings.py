@@ -49,6 +49,12 @@ class Settings:
     @classmethod
     def load(cls, path: Path = DEFAULT_THRESHOLDS) -> Settings:
         doc = read_toml(Path(path))
+        for where, table, known in _known_keys(doc):
+            unknown = sorted(set(table) - set(known))
+            if unknown:
+                raise Refused(
+                    f"--thresholds {path}: unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(known)}"
+                )
 
         def fractions(table: Any, where: str) -> dict[str, float]:
             if not isinstance(table, dict):
@@ -127,6 +133,27 @@ class Settings:
         return self.ab[metric]["default"] if value is None else value
 
 
+DECISION_KEYS = (
+    "alpha",
+    "noise_multiplier",
+    "cv_multiplier",
+    "history_min_runs",
+    "history_window",
+    "max_rounds_factor",
+)
+SECTIONS = ("decision", "floor", "thresholds", "fixed", "ab")
+
+
+def _known_keys(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any], tuple[str, ...]]]:
+    """(where, table, the keys it may hold) of every table whose keys are names, not cases: a
+    misspelt key is refused, not ignored."""
+    tables = [("the file", doc, SECTIONS)]
+    known = {"decision": DECISION_KEYS, "floor": tuple(GATED), "thresholds": tuple(GATED), "fixed": tuple(GATED)}
+    known["ab"] = ("alpha", "ok_alpha", *GATED)
+    tables += [(f"[{key}]", doc[key], known[key]) for key in SECTIONS if isinstance(doc.get(key), dict)]
+    return tables
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())
@@ -147,28 +174,22 @@ def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequ
     fixed = _lookup(settings.fixed[metric], test_name)
     if fixed is not None:
         return fixed, "fixed"
-    samples = [
-        r.tests[test_name].samples[metric]
-        for r in history[-settings.history_window :]
-        if test_name in r.tests and r.tests[test_name].samples.get(metric)
-    ]
-    derived = history_threshold(samples, metric, settings)
+    recent = history[-settings.history_window :]
+    samples = [s for r in recent if test_name in r.tests and (s := r.tests[test_name].gated(metric))]
+    derived = history_threshold(test_name, samples, metric, settings)
     if derived is not None:
-        if derived >= 10:  # a threshold of 1000%: the history holds a run that is not of the same code
-            spread = ", ".join(f"{statistics.median(x):.3f}" for x in samples)
-            raise Refused(
-                f"{test_name} {metric}: the history's medians ({spread} ms) spread too far for a threshold; "
-                "remove the outlying saved run or give --storage a history of the same code"
-            )
         return derived, f"history of {len(samples)} runs"
     table = settings.thresholds[metric]
     value = _lookup(table, test_name)
     return (table["default"] if value is None else value), "regression.toml"
 
 
-def history_threshold(samples: Sequence[Sequence[float]], metric: str, settings: Settings) -> float | None:
-    """The threshold of one test's metric from its per-round samples in earlier runs (None: too few)."""
-    return threshold_from_history(
+def history_threshold(
+    test_name: str, samples: Sequence[Sequence[float]], metric: str, settings: Settings
+) -> float | None:
+    """The threshold of one test's metric from its per-round samples in earlier runs (None:
+    too few); refused where the runs cannot be of the same code."""
+    derived = threshold_from_history(
         [statistics.median(x) for x in samples],
         settings.floor[metric],
         settings.noise_multiplier,
@@ -176,3 +197,10 @@ def history_threshold(samples: Sequence[Sequence[float]], metric: str, settings:
         [robust_cv(x) for x in samples],
         settings.cv_multiplier,
     )
+    if derived is not None and derived >= 10:  # a threshold of 1000%: a run that is not of the same code
+        spread = ", ".join(f"{statistics.median(x):.3f}" for x in samples)
+        raise Refused(
+            f"{test_name} {metric}: the history's medians ({spread} ms) spread too far for a threshold; "
+            "remove the outlying saved run or give --storage a history of the same code"
+        )
+    return derived

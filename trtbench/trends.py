@@ -149,7 +149,7 @@ def _saved_order(storage: Path) -> list[Path]:
     files = sorted(p for p in Path(storage).rglob("*.json") if p.is_file())
 
     def key(path: Path) -> tuple[int, int, str]:
-        match = re.match(r"(\d{4,})_", path.name)
+        match = saved.RUN_FILE.match(path.name)
         return (0, int(match.group(1)), str(path)) if match else (1, 0, str(path))
 
     return sorted(files, key=key)
@@ -499,9 +499,19 @@ def markdown(result: Trends) -> str:
     return "\n".join(lines) + "\n"
 
 
+def searched_nothing(result: Trends) -> bool:
+    """Whether no series had the runs to be searched: no answer either way, not "no change"."""
+    return not any(g.searched for s in result.series for g in s.groups)
+
+
 def _no_change(result: Trends) -> str:
     groups = [g for s in result.series for g in s.groups]
     unsearched = sum(not g.searched for g in groups)
+    if searched_nothing(result):
+        return (
+            f"Nothing searched: all {len(groups)} series have fewer than {result.min_runs} runs (--min-runs), "
+            "so no change can be found or ruled out yet."
+        )
     if not unsearched:
         return "No change found: every series stays within its run-to-run noise."
     return (

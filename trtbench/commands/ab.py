@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 from trtbench import ab, checkouts
-from trtbench.cli import Unusable
+from trtbench.cli import Unusable, writing
 from trtbench.settings import DEFAULT_THRESHOLDS, Settings
 
 ACCEPTS_PASSTHROUGH = True  # arguments after -- go to every benchmark process (pytest)
@@ -147,7 +147,7 @@ def plan_for(
         min_pairs=args.min_pairs,
         max_pairs=args.max_pairs,
         pytest_args=tuple(args.passthrough),
-        cache=(args.cache or repo / ".cache").resolve(),
+        cache=cache_folder(args, repo),
         out=out.resolve(),
         env=env,
     )
@@ -166,6 +166,11 @@ def select_tests(
     if not common:
         raise Unusable(f"-k {selection!r} selects no benchmark both versions have")
     return common
+
+
+def cache_folder(args: argparse.Namespace, repo: Path) -> Path:
+    """Engines, references and worktrees shared by both versions (--cache, else the repository's .cache)."""
+    return (args.cache or repo / ".cache").resolve()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--head {args.head}: the working tree has uncommitted changes that {args.head} lacks "
                 f"({', '.join(changed[:3])}); commit them, or leave --head out to measure the working tree"
             )
-    with checkouts.worktrees(repo, (args.cache or repo / ".cache").resolve() / "ab-worktrees") as trees:
+    with checkouts.worktrees(repo, cache_folder(args, repo) / "ab-worktrees") as trees:
         base = trees.checkout(base_sha, "A")
         head = trees.checkout(head_sha, "B") if head_sha else checkouts.Checkout(repo, None, "B")
         return gate_of(args, shard, settings, env, base, head, repo)
@@ -214,12 +219,11 @@ def gate_of(
 ) -> int:
     """Select, measure, decide and write: the gate between two checkouts."""
     try:
-        tests = select_tests(base, head, args, env)
-        if shard:
-            tests = tests[shard[0] - 1 :: shard[1]]
-            if not tests:
-                raise Unusable(f"--shard {args.shard}: this shard holds no test (fewer tests than shards)")
-        gate = ab.Gate(base, head, plan_for(args, repo, tests, env, args.out))
+        selected = select_tests(base, head, args, env)
+        tests = selected[shard[0] - 1 :: shard[1]] if shard else selected
+        if not tests:
+            raise Unusable(f"--shard {args.shard}: this shard holds no test (fewer tests than shards)")
+        gate = ab.Gate(base, head, plan_for(args, repo, tests, env, args.out), selected=tuple(selected))
         print(
             f"A: {base.describe()}\nB: {head.describe()}\n{len(tests)} test(s), up to {args.max_pairs} pairs, "
             f"budget {args.budget:g} min"
@@ -239,10 +243,10 @@ def gate_of(
 
 def merge(args: argparse.Namespace) -> int:
     records, rows = ab.merge(args.merge)
-    print(f"{len(records)} shard(s), {len(rows)} metric(s)\n\n{ab.format_rows(rows)}\n\n{ab.verdict_line(rows)}")
-    if args.out:
+    with writing("--out", args.out):
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "ab.md").write_text(
             f"## A/B of {len(records)} shards\n\n{ab.format_rows(rows, markdown=True)}\n\n{ab.verdict_line(rows)}\n"
         )
+    print(f"{len(records)} shard(s), {len(rows)} metric(s)\n\n{ab.format_rows(rows)}\n\n{ab.verdict_line(rows)}")
     return ab.exit_status(rows)

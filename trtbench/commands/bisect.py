@@ -21,7 +21,14 @@ from pathlib import Path
 
 from trtbench import ab, checkouts
 from trtbench.cli import EXIT_OK, EXIT_UNCLEAR, Unusable
-from trtbench.commands.ab import add_gate_arguments, check_gate_arguments, environment, plan_for, select_tests
+from trtbench.commands.ab import (
+    add_gate_arguments,
+    cache_folder,
+    check_gate_arguments,
+    environment,
+    plan_for,
+    select_tests,
+)
 from trtbench.settings import GATED, Settings
 
 ACCEPTS_PASSTHROUGH = True  # arguments after -- go to every benchmark process (pytest)
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if not between:
         raise Unusable(f"--good {args.good} and --bad {args.bad} are the same commit: nothing to bisect")
     steps: list[str] = []
-    with checkouts.worktrees(repo, (args.cache or repo / ".cache").resolve() / "ab-worktrees") as trees:
+    with checkouts.worktrees(repo, cache_folder(args, repo) / "ab-worktrees") as trees:
         base = trees.checkout(good, "A")
         first = trees.checkout(bad, "B")
         tests = select_tests(base, first, args, {"A": env, "B": env})

@@ -9,8 +9,8 @@ arguments after --) --runs times, each in its own process. It writes a TOML file
 [fixed.wall] and [fixed.compute] thresholds per test (noise_multiplier x the run-to-run
 spread or cv_multiplier x the round-to-round noise, never below the floor; it needs
 history_min_runs + 1 distinct runs of the same GPU, model and tests), usable as
-`trtbench compare --thresholds calibrated.toml` (what it leaves out comes from
-regression.toml) or merged into regression.toml by hand. It then judges each run against
+`trtbench compare --thresholds calibrated.toml` (it holds every section of the settings it
+was calibrated with, the A/B gate's too) or merged into regression.toml by hand. It then judges each run against
 the others (leave-one-out): a correct calibration flags nothing; a false alarm is exit 1.
 """
 
@@ -52,16 +52,24 @@ def run_suite(runs: int, pytest_args: list[str], storage: Path) -> list[Path]:
 
 
 def thresholds(runs: list[SavedRun], settings: Settings) -> dict[str, dict[str, tuple[float, float, list[float]]]]:
-    """metric -> test -> (threshold, spread, per-run medians), for tests every run measured."""
-    common = set.intersection(*(set(r.tests) for r in runs))
+    """metric -> test -> (threshold, spread, per-run medians), one test per case (the entry a
+    threshold file holds): where backends share a case, the one with the larger threshold."""
     out: dict[str, dict[str, tuple[float, float, list[float]]]] = {m: {} for m in GATED}
     for metric in GATED:
-        for name in sorted(common):
-            samples = [r.tests[name].samples[metric] for r in runs if r.tests[name].samples.get(metric)]
-            value = history_threshold(samples, metric, settings)
-            if value is not None:
-                medians = [statistics.median(s) for s in samples]
-                out[metric][name] = (value, run_spread(medians), medians)
+        by_case: dict[str, tuple[str, float]] = {}
+        for name in sorted(runs[0].tests):  # every run measured the same tests (checked)
+            samples = [s for r in runs if (s := r.tests[name].gated(metric))]
+            value = history_threshold(name, samples, metric, settings)
+            if value is None:
+                continue
+            medians = [statistics.median(s) for s in samples]
+            case = case_of(name)
+            if case in by_case and by_case[case][1] >= value:
+                continue
+            if case in by_case:
+                del out[metric][by_case[case][0]]
+            by_case[case] = (name, value)
+            out[metric][name] = (value, run_spread(medians), medians)
     return out
 
 
@@ -90,6 +98,9 @@ def render_toml(
     ]
     for metric, fallback in settings.thresholds.items():
         lines += ["", f"[thresholds.{metric}]", *(f'"{key}" = {value!r}' for key, value in fallback.items())]
+    lines += ["", "[ab]", f"alpha = {settings.ab_alpha!r}", f"ok_alpha = {settings.ab_ok_alpha!r}"]
+    for metric, smallest in settings.ab.items():
+        lines += ["", f"[ab.{metric}]", *(f'"{key}" = {value!r}' for key, value in smallest.items())]
     for metric, tests in table.items():
         lines += ["", f"[fixed.{metric}]"]
         derived = {case_of(name) for name in tests}

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--thresholds",
         type=Path,
         default=DEFAULT_THRESHOLDS,
-        help="TOML like regression.toml; what it leaves out comes from regression.toml",
+        help="a whole settings file like regression.toml (default: regression.toml); what it leaves out "
+        "takes the built-in defaults",
     )
     parser.add_argument(
         "--allow-missing",
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if len(args.runs) > 2:
         raise Refused(f"give at most two runs (OLD.json NEW.json), got {len(args.runs)}")
-    missing = [str(p) for p in args.runs if not p.is_file()]
+    missing = [str(p) for p in args.runs if not p.exists()]  # a folder is refused by the reader
     if missing:
         raise Refused(f"no such file: {', '.join(missing)}")
     if args.storage is not None and args.runs:
@@ -71,11 +72,20 @@ def run(args: argparse.Namespace) -> int:
             raise Refused(f"no saved run (NNNN_*.json) found in {storage}")
         new_path = found[-1]
     new = SavedRun.load(new_path).measured()
-    earlier, left_out = history(new, saved_runs(new.path.parent, recursive=False))  # one machine's folder
+    folder = saved_runs(new.path.parent, recursive=False)  # one machine's runs, oldest first
+    here = [p.resolve() for p in folder]
+    before = folder[: here.index(new.path.resolve())] if new.path.resolve() in here else folder
+    earlier, left_out = history(new, before)
     if len(args.runs) == 2:
         old = SavedRun.load(args.runs[0])
     elif earlier:
         old = earlier[-1]
+    elif left_out:
+        raise Refused(
+            f"no baseline for {new.path}: the {len(left_out)} earlier run(s) in {new.path.parent} cannot be used ("
+            + "; ".join(line.removeprefix("left out: ") for line in left_out)
+            + ")"
+        )
     else:
         print(
             f"no baseline to compare {new.path} with in {new.path.parent}: first run, passing (it becomes the baseline)"
@@ -83,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = compare.compare(old, new, settings, earlier, args.allow_missing)
     print(f"old: {old.path}\nnew: {new.path}")
-    used = [r.path.name.split("_")[0] for r in earlier if r.same(new, ("weights",))]
+    used = [r.path.name.split("_")[0] for r in compare.threshold_history(new, earlier, settings)]
     print(
         f"history for thresholds: {len(used)} run(s) of the same GPU, TensorRT, model and weights"
         + (f" in {new.path.parent}: {', '.join(used)}" if used else "")

@@ -7,12 +7,16 @@ non-default parameter after defaults) that stop mypy; this copies the stubs, men
 exactly those, and runs mypy with them on ``MYPYPATH`` (configuration in
 pyproject.toml).
 
-    trtbench static-check        # exit 0 clean, 1 type errors (printed), 2 stubs or mypy missing
+    trtbench static-check                 # exit 0 clean, 1 type errors (printed), 2 stubs or mypy missing
+    trtbench static-check -- --strict     # more arguments for mypy after --
+
+It checks the suite's own sources, whichever folder it is run from.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from trtbench.cli import EXIT_OK, EXIT_REGRESSION, Unusable
 
+ACCEPTS_PASSTHROUGH = True  # arguments after -- go to mypy
 STUB_PACKAGES = ("tensorrt", "tensorrt_bindings")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,9 +73,10 @@ def run_mypy(extra_args: list[str] | None = None) -> tuple[str, int]:
         old = os.environ.get("MYPYPATH")
         os.environ["MYPYPATH"] = str(stubs)
         try:
-            out, err, status = api.run(
-                ["--config-file", str(ROOT / "pyproject.toml"), "--no-incremental", *(extra_args or [])]
-            )
+            with contextlib.chdir(ROOT):  # pyproject.toml names the files to check relative to the root
+                out, err, status = api.run(
+                    ["--config-file", str(ROOT / "pyproject.toml"), "--no-incremental", *(extra_args or [])]
+                )
         finally:
             if old is None:
                 os.environ.pop("MYPYPATH", None)
@@ -80,11 +86,13 @@ def run_mypy(extra_args: list[str] | None = None) -> tuple[str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("mypy_args", nargs="*", metavar="MYPY_ARG", help="more arguments for mypy")
+    parser.add_argument(
+        "mypy_args", nargs="*", metavar="MYPY_ARG", help="more files for mypy (options for it go after --)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    out, status = run_mypy(args.mypy_args)
+    out, status = run_mypy([*args.mypy_args, *args.passthrough])
     print(out, end="")
     if status == 0:
         return EXIT_OK

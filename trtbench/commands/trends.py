@@ -2,7 +2,8 @@
 order and per machine, with the steps found in them; writes trends.html and trends.md and
 prints the summary.
 
-Exit status: 0 written (whether or not a change was found), 2 refused or unusable input.
+Exit status: 0 written (whether or not a change was found), 3 written but no series had
+--min-runs runs to be searched (can't tell), 2 refused or unusable input.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from trtbench import trends
-from trtbench.cli import EXIT_OK, Unusable, writing
+from trtbench.cli import EXIT_OK, EXIT_UNCLEAR, Unusable, writing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         (args.out / "trends.md").write_text(summary, encoding="utf-8")
     print(summary, end="")
     print(f"\nwritten: {args.out / 'trends.html'}, {args.out / 'trends.md'}")
-    return EXIT_OK
+    return EXIT_UNCLEAR if trends.searched_nothing(result) and not result.changes else EXIT_OK
 
 
 def _metrics(given: list[str]) -> list[str]:
