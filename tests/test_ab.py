@@ -18,7 +18,7 @@ from tests.helpers import saved_run, trtbench
 from trtbench import ab
 from trtbench.checkouts import Checkout
 from trtbench.cli import Unusable
-from trtbench.commands.bisect import first_slow
+from trtbench.commands.bisect import first_slow, step_settings
 from trtbench.runs import SavedRun
 from trtbench.settings import Settings
 from trtbench.stats import decide_ab
@@ -285,6 +285,23 @@ def test_bisect_halves_the_range_and_stops_where_it_cannot_tell():
         assert first_slow(commits, slower_from(first)) == f"c{first}" and len(asked) <= 3
     assert first_slow(commits, lambda c: None) == commits  # the first step cannot tell: all of it is left
     assert first_slow(["only"], lambda c: True) == "only"
+
+
+def test_a_bisect_step_is_slow_only_past_half_the_slowdown_found():
+    """A large slowdown between good and bad: a step without it, however noisy its processes,
+    is not taken for a share of it (the step that once stopped a bisect as can't tell)."""
+    settings = Settings.load()
+    test = "benchmarks/test_approaches.py::test_approach[torch-fp16]"
+    assert step_settings(settings, test, "wall", []) is settings  # good against bad: the settings as given
+    assert step_settings(settings, test, "wall", [0.036]) is settings  # half of it is under what counts
+    half = step_settings(settings, test, "wall", [10.577]).ab_threshold("test_approach[torch-fp16]", "wall")
+    assert half == pytest.approx(np.sqrt(11.577) - 1)
+    clean = [1.0, 1.3, 0.9]  # a step without the slowdown, on a busy machine
+    noisy = [1.2, 1.6, 0.95]
+    assert decide_ab(clean, noisy, 0.5, 0.2).verdict == "can't tell"  # against the smallest change alone
+    assert decide_ab(clean, noisy, half, 0.2).verdict == "ok"
+    slow = [11.0, 12.5, 11.8]
+    assert decide_ab(clean, slow, half, 0.2).verdict == "REGRESSION"
 
 
 # ---------------------------------------------------------------- refusals in one line

@@ -5,8 +5,11 @@
 First the good and the bad commit are compared (the regression must be there to be found);
 then, as git bisect and asv's `find` do, the commits between them are halved: each step
 compares the good commit (A) with the middle one (B) in alternating processes, as
-`trtbench ab` does, for the one test and metric. A step that cannot decide within its
-budget stops the search with the range still left, never a guess.
+`trtbench ab` does, for the one test and metric. A step counts as slow when it carries
+more than half the slowdown found between good and bad (asv's `find` asks the same: nearer
+the bad value or the good one), and never less than the smallest change that counts. A
+step that cannot decide within its budget stops the search with the range still left,
+never a guess.
 
 Exit status: 0 found (the first slow commit is printed), 2 refused (a commit that is not
 of this suite, no regression between good and bad, a failed process), 3 can't tell.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -77,22 +81,29 @@ def run(args: argparse.Namespace) -> int:
                 f"({', '.join(t.rsplit('::', 1)[-1] for t in tests[:4])}{' ...' if len(tests) > 4 else ''})"
             )
 
+        found_change: list[float] = []  # the slowdown measured between good and bad
+
         def slower(sha: str) -> bool | None:
             """Whether ``sha`` is slower than good (None: can't tell)."""
             head = trees.checkout(sha, "B")
             out = args.out / f"step{len(steps) + 1}-{sha[:12]}"
             plan = dataclasses.replace(plan_for(args, repo, tests, {"A": env, "B": env}, out), metrics=(args.metric,))
             gate = ab.Gate(base, head, plan)
-            ab.run_gate(gate, settings, say=lambda line: print(f"  {line}"))
+            ab.run_gate(
+                gate, step_settings(settings, tests[0], args.metric, found_change), say=lambda line: print(f"  {line}")
+            )
             ab.write_outputs(gate, None)
             row = next((r for r in gate.rows if r.metric == args.metric), None)
             if row is None:
                 raise Unusable(f"{tests[0]}: no {args.metric} values to decide on")
             steps.append(
                 f"{sha[:12]} vs good: {row.verdict} ({row.decision.change:+.1%}, "
-                f"interval {row.decision.ci[0]:+.1%}..{row.decision.ci[1]:+.1%})"
+                f"interval {row.decision.ci[0]:+.1%}..{row.decision.ci[1]:+.1%}; "
+                f"slow past {row.decision.threshold:+.1%})"
             )
             print(f"step {len(steps)}: {steps[-1]}")
+            if not found_change:
+                found_change.append(row.decision.change)
             return {"REGRESSION": True, "can't tell": None}.get(row.verdict, False)
 
         verdict = slower(bad)
@@ -110,6 +121,18 @@ def run(args: argparse.Namespace) -> int:
     subject = checkouts.git(repo, "log", "-1", "--format=%s", found)
     print(f"\nfirst slow commit: {found} {subject}\n" + "\n".join(f"  {s}" for s in steps))
     return EXIT_OK
+
+
+def step_settings(settings: Settings, test: str, metric: str, found_change: Sequence[float]) -> Settings:
+    """The settings of one step: its threshold is half the slowdown between good and bad (on
+    the ratio's log scale), or the smallest change that counts where that is larger."""
+    if not found_change:
+        return settings  # good against bad itself
+    own = settings.ab_threshold(test.rsplit("::", 1)[-1], metric)
+    half = math.sqrt(1 + found_change[0]) - 1
+    if half <= own:
+        return settings
+    return dataclasses.replace(settings, ab={m: {"default": half} for m in settings.ab})
 
 
 def first_slow(commits: Sequence[str], slower: Callable[[str], bool | None]) -> str | list[str]:
