@@ -89,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
             out = args.out / f"step{len(steps) + 1}-{sha[:12]}"
             plan = dataclasses.replace(plan_for(args, repo, tests, {"A": env, "B": env}, out), metrics=(args.metric,))
             gate = ab.Gate(base, head, plan)
-            ab.run_gate(
-                gate, step_settings(settings, tests[0], args.metric, found_change), say=lambda line: print(f"  {line}")
-            )
+            ab.run_gate(gate, step_settings(settings, found_change), say=lambda line: print(f"  {line}"))
             ab.write_outputs(gate, None)
             row = next((r for r in gate.rows if r.metric == args.metric), None)
             if row is None:
@@ -123,16 +121,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def step_settings(settings: Settings, test: str, metric: str, found_change: Sequence[float]) -> Settings:
-    """The settings of one step: its threshold is half the slowdown between good and bad (on
-    the ratio's log scale), or the smallest change that counts where that is larger."""
+def step_settings(settings: Settings, found_change: Sequence[float]) -> Settings:
+    """The settings of one step: every A/B threshold raised to half the slowdown between good
+    and bad (on the ratio's log scale) where that is larger."""
     if not found_change:
         return settings  # good against bad itself
-    own = settings.ab_threshold(test.rsplit("::", 1)[-1], metric)
     half = math.sqrt(1 + found_change[0]) - 1
-    if half <= own:
-        return settings
-    return dataclasses.replace(settings, ab={m: {"default": half} for m in settings.ab})
+    return dataclasses.replace(
+        settings, ab={m: {k: max(v, half) for k, v in table.items()} for m, table in settings.ab.items()}
+    )
 
 
 def first_slow(commits: Sequence[str], slower: Callable[[str], bool | None]) -> str | list[str]:
