@@ -291,14 +291,13 @@ def test_a_bisect_step_is_slow_only_past_half_the_slowdown_found():
     """A large slowdown between good and bad: a step without it, however noisy its processes,
     is not taken for a share of it (the step that once stopped a bisect as can't tell)."""
     settings = Settings.load()
-    assert step_settings(settings, []) is settings  # good against bad: the settings as given
-    small = step_settings(settings, [0.015])  # half of it is under what counts: nothing changes
+    small = step_settings(settings, 0.015)  # half of it is under what counts: nothing changes
     assert small.ab == settings.ab
-    large = step_settings(settings, [10.577])
+    large = step_settings(settings, 10.577)
     half = np.sqrt(11.577) - 1
     for metric, table in settings.ab.items():
         assert large.ab[metric] == {k: pytest.approx(max(v, half)) for k, v in table.items()}
-    between = step_settings(settings, [0.21])  # half is 10%: tables' larger entries stay as they are
+    between = step_settings(settings, 0.21)  # half is 10%: tables' larger entries stay as they are
     assert between.ab_threshold("test_approach[torch-baseline]", "wall") == settings.ab["wall"]["baseline"]
     assert between.ab_threshold("test_approach[torch-fp16]", "wall") == pytest.approx(0.1)
     clean = [1.0, 1.3, 0.9]  # a step without the slowdown, on a busy machine

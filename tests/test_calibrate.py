@@ -1,11 +1,10 @@
 """A/A calibration from saved runs: thresholds per test and metric, and no false alarm."""
 
+import json
 import tomllib
 
-import pytest
-
 from tests.helpers import MS, saved_run, trtbench
-from trtbench.settings import Settings
+from trtbench.settings import DEFAULT_THRESHOLDS, Settings
 
 
 def test_calibration_writes_thresholds_from_the_spread_and_finds_no_false_alarm(tmp_path, capsys):
@@ -61,24 +60,31 @@ def test_copies_of_one_run_are_no_aa_set(tmp_path, capsys):
 
 
 def test_a_calibrated_file_keeps_the_settings_it_was_made_with(tmp_path):
+    """Every section but [fixed] as calibrate read it, the A/B gate's too; [fixed] one entry
+    per case, each at least the floor."""
     runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 6)]
+    text = DEFAULT_THRESHOLDS.read_text()
+    for was, now in (  # values other than the built-in defaults, so a section left out shows
+        ("history_window = 10", "history_window = 7"),
+        ("alpha = 0.01\nok_alpha = 0.05", "alpha = 0.02\nok_alpha = 0.1"),
+        ("[ab.compute]\ndefault = 0.01", "[ab.compute]\ndefault = 0.015"),
+    ):
+        assert was in text
+        text = text.replace(was, now)
+    given = tmp_path / "given.toml"
+    given.write_text(text)
     out = tmp_path / "c.toml"
-    assert trtbench("calibrate", "--from-runs", *runs, "--out", out) == 0
-    made, base = Settings.load(out), Settings.load()
-    assert (made.thresholds, made.floor, made.alpha, made.history_min_runs) == (
-        base.thresholds,
-        base.floor,
-        base.alpha,
-        base.history_min_runs,
-    )
-    assert made.fixed["wall"]["fp16"] == pytest.approx(made.fixed["wall"]["fp16"]) and len(made.fixed["wall"]) == 9
+    assert trtbench("calibrate", "--from-runs", *runs, "--thresholds", given, "--out", out) == 0
+    made, used = Settings.load(out), Settings.load(given)
+    assert (used.history_window, used.ab_alpha, used.ab_ok_alpha) == (7, 0.02, 0.1)
+    kept = ("thresholds", "floor", "alpha", "history_min_runs", "history_window", "ab", "ab_alpha", "ab_ok_alpha")
+    assert {k: getattr(made, k) for k in kept} == {k: getattr(used, k) for k in kept}
+    assert len(made.fixed["wall"]) == 9 and all(v >= used.floor["wall"] for v in made.fixed["wall"].values())
 
 
 def test_two_backends_of_one_case_give_one_entry_the_larger_threshold(tmp_path):
     """Thresholds are keyed by case (``fp16``): a run of both backends must still give a file
     that loads, holding the larger of the two backends' thresholds."""
-    import json
-
     runs = []
     for i in range(1, 6):
         path = saved_run(tmp_path / f"000{i}_aa.json", seed=i)
@@ -113,16 +119,3 @@ def test_runs_too_far_apart_are_refused_before_a_file_is_written(tmp_path, capsy
     out = tmp_path / "c.toml"
     assert trtbench("calibrate", "--from-runs", *runs, "--out", out) == 2
     assert "cuda_graph] wall: the history's medians" in capsys.readouterr().err and not out.exists()
-
-
-def test_a_calibrated_file_keeps_the_ab_gates_settings(tmp_path):
-    runs = [saved_run(tmp_path / f"000{i}_aa.json", seed=i) for i in range(1, 6)]
-    out = tmp_path / "c.toml"
-    assert trtbench("calibrate", "--from-runs", *runs, "--out", out) == 0
-    calibrated, used = Settings.load(out), Settings.load()
-    assert (calibrated.ab, calibrated.ab_alpha, calibrated.ab_ok_alpha) == (used.ab, used.ab_alpha, used.ab_ok_alpha)
-    assert (calibrated.thresholds, calibrated.floor, calibrated.history_min_runs) == (
-        used.thresholds,
-        used.floor,
-        used.history_min_runs,
-    )

@@ -566,10 +566,12 @@ def test_history_threshold_is_the_larger_of_the_spread_and_the_round_noise_terms
             + ("[decision]\nhistory_min_runs = 2\nhistory_window = 2\nnoise_multiplier = 2\ncv_multiplier = 0\n"),
         )
     )
-    assert st.threshold_for(name, "wall", window, history_runs(3)) == (
+    *earlier, new = history_runs(4)
+    assert [r.path.name for r in cmp.threshold_history(new, [*earlier, new], window)] == ["1.json", "2.json"]
+    assert st.threshold_for(name, "wall", window, cmp.threshold_history(new, [*earlier, new], window)) == (
         pytest.approx(2 * 0.2 / 10.3),
         "history of 2 runs",
-    )  # the newest two
+    )  # the newest two before new
 
 
 def test_a_run_that_does_not_name_its_gpu_is_unknown(tmp_path):

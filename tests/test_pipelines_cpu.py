@@ -4,6 +4,11 @@ recorded figures and timeline, CUDA graphs, fallbacks, and the release of every 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,7 +19,7 @@ from trtbench import graphs as gr
 from trtbench.catalogue import NAMES, approach
 from trtbench.gpu import cuda
 from trtbench.gpu.approaches import approach_class
-from trtbench.gpu.pipeline import Workload
+from trtbench.gpu.pipeline import BoundContext, Workload
 
 BATCH, BATCHES = 4, 3
 CPU_APPROACHES = [n for n in NAMES if n != "multi_profile"]  # profiles: see tests/test_tensorrt_double.py
@@ -206,11 +211,6 @@ def test_a_pipeline_that_fails_while_being_built_releases_what_it_made(runtime, 
 def test_a_benchmark_whose_pipeline_answers_wrong_fails_its_correctness_check(tmp_path, planted, fails):
     """The whole benchmark (fixtures/bench.py) through the CPU doubles, with a wrong batch planted
     outside the product code (tests/plant.py): the benchmark fails naming ONNX Runtime; clean, it passes."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [
@@ -249,8 +249,6 @@ def test_a_benchmark_whose_pipeline_answers_wrong_fails_its_correctness_check(tm
 
 
 def test_a_bound_context_reaches_the_context_only_when_a_value_changes():
-    from trtbench.gpu.pipeline import BoundContext
-
     class Counting:
         def __init__(self):
             self.calls = []

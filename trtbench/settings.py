@@ -170,12 +170,12 @@ def _lookup(table: dict[str, float], test_name: str) -> float | None:
 
 
 def threshold_for(test_name: str, metric: str, settings: Settings, history: Sequence[SavedRun]) -> tuple[float, str]:
-    """The threshold of a test's metric and where it came from."""
+    """The threshold of a test's metric and where it came from; ``history`` is the runs it may
+    come from, as ``compare.threshold_history`` chooses them."""
     fixed = _lookup(settings.fixed[metric], test_name)
     if fixed is not None:
         return fixed, "fixed"
-    recent = history[-settings.history_window :]
-    samples = [s for r in recent if test_name in r.tests and (s := r.tests[test_name].gated(metric))]
+    samples = [s for r in history if test_name in r.tests and (s := r.tests[test_name].gated(metric))]
     derived = history_threshold(test_name, samples, metric, settings)
     if derived is not None:
         return derived, f"history of {len(samples)} runs"

@@ -81,15 +81,13 @@ def run(args: argparse.Namespace) -> int:
                 f"({', '.join(t.rsplit('::', 1)[-1] for t in tests[:4])}{' ...' if len(tests) > 4 else ''})"
             )
 
-        found_change: list[float] = []  # the slowdown measured between good and bad
-
-        def slower(sha: str) -> bool | None:
-            """Whether ``sha`` is slower than good (None: can't tell)."""
+        def step(sha: str, judged_by: Settings) -> ab.Row:
+            """One A/B of good against ``sha``, printed as a step."""
             head = trees.checkout(sha, "B")
             out = args.out / f"step{len(steps) + 1}-{sha[:12]}"
             plan = dataclasses.replace(plan_for(args, repo, tests, {"A": env, "B": env}, out), metrics=(args.metric,))
             gate = ab.Gate(base, head, plan)
-            ab.run_gate(gate, step_settings(settings, found_change), say=lambda line: print(f"  {line}"))
+            ab.run_gate(gate, judged_by, say=lambda line: print(f"  {line}"))
             ab.write_outputs(gate, None)
             row = next((r for r in gate.rows if r.metric == args.metric), None)
             if row is None:
@@ -100,16 +98,20 @@ def run(args: argparse.Namespace) -> int:
                 f"slow past {row.decision.threshold:+.1%})"
             )
             print(f"step {len(steps)}: {steps[-1]}")
-            if not found_change:
-                found_change.append(row.decision.change)
-            return {"REGRESSION": True, "can't tell": None}.get(row.verdict, False)
+            return row
 
-        verdict = slower(bad)
-        if verdict is None:
+        first_row = step(bad, settings)
+        if first_row.verdict == "can't tell":
             print(f"can't tell whether {args.bad} is slower than {args.good} within --budget {args.budget:g} min")
             return EXIT_UNCLEAR
-        if not verdict:
+        if first_row.verdict != "REGRESSION":
             raise Unusable(f"{args.bad} is not slower than {args.good} in {tests[0]} {args.metric}: nothing to bisect")
+        judged_by = step_settings(settings, first_row.decision.change)
+
+        def slower(sha: str) -> bool | None:
+            """Whether ``sha`` carries the slowdown (None: can't tell)."""
+            return {"REGRESSION": True, "can't tell": None}.get(step(sha, judged_by).verdict, False)
+
         found = first_slow(between, slower)
         if isinstance(found, list):
             print(
@@ -121,12 +123,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def step_settings(settings: Settings, found_change: Sequence[float]) -> Settings:
-    """The settings of one step: every A/B threshold raised to half the slowdown between good
-    and bad (on the ratio's log scale) where that is larger."""
-    if not found_change:
-        return settings  # good against bad itself
-    half = math.sqrt(1 + found_change[0]) - 1
+def step_settings(settings: Settings, found_change: float) -> Settings:
+    """The settings of the steps between good and bad: every A/B threshold raised to half the
+    slowdown found between them (on the ratio's log scale) where that is larger."""
+    half = math.sqrt(1 + found_change) - 1
     return dataclasses.replace(
         settings, ab={m: {k: max(v, half) for k, v in table.items()} for m, table in settings.ab.items()}
     )

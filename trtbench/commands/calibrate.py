@@ -54,22 +54,17 @@ def run_suite(runs: int, pytest_args: list[str], storage: Path) -> list[Path]:
 def thresholds(runs: list[SavedRun], settings: Settings) -> dict[str, dict[str, tuple[float, float, list[float]]]]:
     """metric -> test -> (threshold, spread, per-run medians), one test per case (the entry a
     threshold file holds): where backends share a case, the one with the larger threshold."""
-    out: dict[str, dict[str, tuple[float, float, list[float]]]] = {m: {} for m in GATED}
+    out: dict[str, dict[str, tuple[float, float, list[float]]]] = {}
     for metric in GATED:
-        by_case: dict[str, tuple[str, float]] = {}
+        by_case: dict[str, tuple[str, tuple[float, float, list[float]]]] = {}
         for name in sorted(runs[0].tests):  # every run measured the same tests (checked)
             samples = [s for r in runs if (s := r.tests[name].gated(metric))]
             value = history_threshold(name, samples, metric, settings)
-            if value is None:
-                continue
-            medians = [statistics.median(s) for s in samples]
             case = case_of(name)
-            if case in by_case and by_case[case][1] >= value:
-                continue
-            if case in by_case:
-                del out[metric][by_case[case][0]]
-            by_case[case] = (name, value)
-            out[metric][name] = (value, run_spread(medians), medians)
+            if value is not None and (case not in by_case or value > by_case[case][1][0]):
+                medians = [statistics.median(s) for s in samples]
+                by_case[case] = (name, (value, run_spread(medians), medians))
+        out[metric] = dict(sorted(by_case.values()))
     return out
 
 

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         (args.out / "trends.md").write_text(summary, encoding="utf-8")
     print(summary, end="")
     print(f"\nwritten: {args.out / 'trends.html'}, {args.out / 'trends.md'}")
-    return EXIT_UNCLEAR if trends.searched_nothing(result) and not result.changes else EXIT_OK
+    return EXIT_UNCLEAR if trends.searched_nothing(result) else EXIT_OK  # searched nothing: no change either
 
 
 def _metrics(given: list[str]) -> list[str]:
