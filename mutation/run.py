@@ -3,6 +3,14 @@
     python3 mutation/run.py            # what CI runs (.ci/run): a clean run, then the verdict
     python3 mutation/run.py --again    # re-judge the last run's results without running mutmut
     python3 mutation/run.py --all      # also list every unexplained survivor of modules above their floor
+    python3 mutation/run.py --force    # run even when the inputs are those of mutation/record.json
+
+A passing run writes mutation/record.json: the sha256 of every input of the run (each file
+mutmut copies, as git lists it: tracked and untracked-not-ignored; requirements.txt; the
+``[tool.mutmut]`` table; the Python version) and the table it printed. Commit it with the
+change. When every input is byte-identical to the record's, the verdict stands without
+re-running (as StrykerJS's incremental mode and mutmut's own cache reuse results); any
+difference, an unreadable record or no git runs everything, and the run names why.
 
 mutmut (3.x, configured in pyproject.toml's ``[tool.mutmut]``) copies the sources into
 ``mutants/``, makes every mutant of the modules in ``only_mutate``, and runs the tests
@@ -28,9 +36,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
+import datetime
+import hashlib
+import io
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -41,6 +54,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = Path(__file__).resolve().parent / "equivalent.toml"
+RECORD_NAME = "mutation/record.json"
+RECORD = ROOT / RECORD_NAME
 MUTANTS = ROOT / "mutants"
 LOG = MUTANTS / "mutmut-run.log"
 
@@ -344,12 +359,62 @@ def judge(mutants: list[Mutant], entries: list[Entry], modules: list[str], show_
     return 1 if failed else 0
 
 
+def run_inputs() -> dict[str, str]:
+    """What a mutation run's verdict depends on: sha256 by file, then the settings.
+    Raises OSError or subprocess.CalledProcessError where git cannot list the files."""
+    config = mutmut_config()
+    paths = [*config["source_paths"], *config["also_copy"], "requirements.txt"]
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    files = sorted({f for f in listed.split("\0") if f and f != RECORD_NAME and (ROOT / f).is_file()})
+    digests = {f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest() for f in files}
+    digests["[tool.mutmut]"] = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    digests["python"] = platform.python_version()
+    return digests
+
+
+def recorded_verdict(inputs: dict[str, str]) -> tuple[dict | None, str]:
+    """The record when its inputs are exactly these (else None), and why it does or does not apply."""
+    try:
+        record = json.loads(RECORD.read_text())
+        recorded = record["inputs"]
+        table, seconds, day = record["table"], record["seconds"], record["recorded"]
+        if not (isinstance(recorded, dict) and isinstance(table, list)):
+            raise TypeError("inputs must be a table and table a list of lines")
+    except FileNotFoundError:
+        return None, f"no {RECORD_NAME}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{RECORD_NAME} is unreadable ({exc!r})"
+    changed = sorted(k for k in inputs.keys() | recorded.keys() if inputs.get(k) != recorded.get(k))
+    if changed:
+        shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+        return None, f"inputs changed since the recorded run of {day}: {shown}"
+    return record, f"every input ({len(inputs)}) is that of the recorded passing run of {day} ({seconds} s)"
+
+
+def write_record(inputs: dict[str, str], table: str, seconds: int) -> None:
+    record = {
+        "recorded": datetime.date.today().isoformat(),
+        "seconds": seconds,
+        "table": table.strip("\n").splitlines(),
+        "inputs": inputs,
+    }
+    RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--again", action="store_true", help="judge the results left in mutants/ without running mutmut"
     )
     parser.add_argument("--all", action="store_true", help="list the unexplained survivors of every module")
+    parser.add_argument(
+        "--force", action="store_true", help="run even when every input is that of mutation/record.json"
+    )
     parser.add_argument(
         "--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutant runs (default: the CPU count)"
     )
@@ -361,9 +426,21 @@ def main(argv: list[str] | None = None) -> int:
     except Broken as exc:
         print(f"error: {exc}")
         return 2
+    inputs = None
     if not args.again:
+        try:
+            inputs = run_inputs()
+            record, why = recorded_verdict(inputs)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            record, why = None, f"git cannot list the inputs ({exc})"
+        if record is not None and not args.force:
+            print(f"mutation testing: {why}; its table:\n")
+            print("\n".join(record["table"]))
+            print("\nmutation testing: passed (the recorded verdict; --force runs it again)")
+            return 0
+        print(f"mutation testing runs: {'--force' if record is not None else why}")
         print(
-            f"mutmut run over {len(paths)} modules ({args.max_children} at a time; log: {LOG.relative_to(ROOT)})",
+            f"mutmut run over {len(paths)} modules ({args.max_children} at a time; log: {os.path.relpath(LOG, ROOT)})",
             flush=True,
         )
         status = run_mutmut(args.max_children)
@@ -384,10 +461,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         mutants = [m for m in mutants if m.exit_code is not None]
     describe_edits([m for m in mutants if not m.detected])
-    status = judge(mutants, entries, [module_of(p) for p in paths], args.all)
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
+        status = judge(mutants, entries, [module_of(p) for p in paths], args.all)
+    print(table.getvalue(), end="")
     if unchecked:
         status = 2  # judged what was run, for a look; no verdict on a run cut short
-    print(f"\nmutation testing: {'passed' if status == 0 else 'FAILED'} in {time.monotonic() - start:.0f} s")
+    seconds = round(time.monotonic() - start)
+    if status == 0 and inputs is not None:
+        write_record(inputs, table.getvalue(), seconds)
+        print(f"(recorded in {RECORD_NAME}: commit it with the change)")
+    print(f"\nmutation testing: {'passed' if status == 0 else 'FAILED'} in {seconds} s")
     return status
 
 

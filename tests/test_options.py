@@ -3,6 +3,7 @@ bound), and through real pytest runs for what a user sees (exit code, one line).
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,30 @@ def test_weights_of_another_architecture_are_one_line(run, pytester):
     line = next(x for x in result.stderr.lines if "--weights" in x)
     assert "does not fit resnet18" in line and "0 missing" in line and "unexpected (layer1.2." in line
     assert len(line) < 400
+
+
+def test_a_model_module_that_cannot_import_is_a_usage_error(pytester, monkeypatch):
+    options = session_of(pytester.parseconfigure("-p", "fixtures.options", "-p", "fixtures.session")).options
+    monkeypatch.setitem(sys.modules, "trtbench.model", None)  # its import now raises ImportError
+    with pytest.raises(pytest.UsageError) as caught:
+        check_costly(options)
+    message = str(caught.value)
+    assert message.startswith("torch cannot be imported (ModuleNotFoundError: import of trtbench.model halted")
+    assert message.endswith("): reinstall with README's set-up command")
+
+
+def test_a_torch_that_cannot_load_is_one_line(run, pytester, monkeypatch):
+    # a half-finished install: torch's package is there, its shared libraries are not
+    fake = pytester.mkdir("broken")
+    (fake / "torch").mkdir()
+    missing = "libtorch_global_deps.so: cannot open shared object file"
+    (fake / "torch" / "__init__.py").write_text(f"raise OSError({missing!r})\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), os.environ["PYTHONPATH"]]))
+    result = run("--model", "mobilenet_v3_small")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [x for x in result.stderr.lines if "torch cannot be imported" in x]
+    assert len(lines) == 1 and "OSError: libtorch_global_deps.so" in lines[0] and "set-up command" in lines[0]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_options_are_in_help(run):
