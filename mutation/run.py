@@ -5,12 +5,14 @@
     python3 mutation/run.py --all      # also list every unexplained survivor of modules above their floor
     python3 mutation/run.py --force    # run even when the inputs are those of mutation/record.json
 
-A passing run writes mutation/record.json: the sha256 of every input of the run (each file
-mutmut copies, as git lists it: tracked and untracked-not-ignored; requirements.txt; the
-``[tool.mutmut]`` table; the Python version) and the table it printed. Commit it with the
-change. When every input is byte-identical to the record's, the verdict stands without
-re-running (as StrykerJS's incremental mode and mutmut's own cache reuse results); any
-difference, an unreadable record or no git runs everything, and the run names why.
+A passing run writes mutation/record.json: every input of the run (the sha256 of each file
+mutmut copies, bytecode caches aside, and of requirements.txt and the ``[tool.mutmut]``
+table; the Python; each installed distribution's version; the environment variables that
+steer pytest; what each backend finds on this machine) and the table it printed. Commit it
+with the change. When every input is identical to the record's, the verdict stands without
+re-running (the idea of StrykerJS's incremental mode, at the grain of the whole run); any
+difference, an unreadable record, or a link among the files runs everything, and the run
+names why.
 
 mutmut (3.x, configured in pyproject.toml's ``[tool.mutmut]``) copies the sources into
 ``mutants/``, makes every mutant of the modules in ``only_mutate``, and runs the tests
@@ -40,6 +42,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -50,6 +53,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -359,22 +363,51 @@ def judge(mutants: list[Mutant], entries: list[Entry], modules: list[str], show_
     return 1 if failed else 0
 
 
+# environment variables that change which tests run, or how
+ENVIRONMENT = ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+
+
 def run_inputs() -> dict[str, str]:
-    """What a mutation run's verdict depends on: sha256 by file, then the settings.
-    Raises OSError or subprocess.CalledProcessError where git cannot list the files."""
+    """What a mutation run's verdict depends on: every file mutmut copies (sha256 by path,
+    bytecode caches aside), the settings, the Python, every installed distribution's version,
+    the environment variables that steer pytest, and what each backend finds on this machine.
+    Raises OSError where a file cannot be read or is not a plain file (links are not followed)."""
     config = mutmut_config()
-    paths = [*config["source_paths"], *config["also_copy"], "requirements.txt"]
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    files = sorted({f for f in listed.split("\0") if f and f != RECORD_NAME and (ROOT / f).is_file()})
-    digests = {f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest() for f in files}
-    digests["[tool.mutmut]"] = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-    digests["python"] = platform.python_version()
-    return digests
+    inputs = {}
+    for top in [*config["source_paths"], *config["also_copy"], "requirements.txt"]:
+        for path in _plain_files(ROOT / top):
+            name = path.relative_to(ROOT).as_posix()
+            if name != RECORD_NAME:
+                inputs[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    inputs["[tool.mutmut]"] = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    inputs["python"] = f"{platform.python_version()} {platform.machine()}"
+    for dist in importlib.metadata.distributions():
+        inputs[f"installed {dist.metadata['Name']}"] = dist.version
+    for variable in ENVIRONMENT:
+        if variable in os.environ:
+            inputs[f"environment {variable}"] = os.environ[variable]
+    if str(ROOT) not in sys.path:  # run as a script, from mutation/
+        sys.path.insert(0, str(ROOT))
+    from fixtures.options import BACKENDS, backend_problem
+
+    for backend in BACKENDS:
+        inputs[f"backend {backend}"] = backend_problem(backend) or "runs here"
+    return inputs
+
+
+def _plain_files(top: Path) -> Iterator[Path]:
+    """The files below ``top`` (or ``top`` itself), sorted, without __pycache__."""
+    if top.is_symlink():
+        raise OSError(f"{top.relative_to(ROOT)} is a link")
+    if top.is_file():
+        yield top
+    for folder, dirs, files in os.walk(top):  # nothing for a file or a missing path
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for path in (Path(folder) / name for name in [*dirs, *sorted(files)]):
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                raise OSError(f"{path.relative_to(ROOT)} is not a plain file or folder")
+            if path.is_file() and path.suffix != ".pyc":
+                yield path
 
 
 def recorded_verdict(inputs: dict[str, str]) -> tuple[dict | None, str]:
@@ -431,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             inputs = run_inputs()
             record, why = recorded_verdict(inputs)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            record, why = None, f"git cannot list the inputs ({exc})"
+        except OSError as exc:
+            record, why = None, f"its inputs cannot be hashed ({exc})"
         if record is not None and not args.force:
             print(f"mutation testing: {why}; its table:\n")
             print("\n".join(record["table"]))

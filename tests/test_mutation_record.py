@@ -1,9 +1,12 @@
 """The mutation run's record (mutation/run.py): a verdict is reused only for byte-identical inputs."""
 
+import importlib.metadata
 import json
+import platform
 
 import pytest
 
+from fixtures.options import backend_problem
 from mutation import run as mutation
 
 TABLE = "module  mutants  score\ntrtbench.stats  458  100.0%\n"
@@ -28,7 +31,30 @@ def test_the_inputs_are_the_files_mutmut_copies_and_the_settings():
     assert files <= set(found)
     assert {"mutation/equivalent.toml", "mutation/run.py", "[tool.mutmut]", "python"} <= set(found)
     assert mutation.RECORD_NAME not in found and "README.md" not in found and ".ci/run" not in found
-    assert all(len(v) == 64 for k, v in found.items() if k != "python")
+    assert not any("__pycache__" in k or k.endswith(".pyc") for k in found)
+    assert all(len(v) == 64 for k, v in found.items() if "/" in k or k == "[tool.mutmut]")
+    assert found["installed mutmut"] == importlib.metadata.version("mutmut")
+    assert found["backend tensorrt"] == (backend_problem("tensorrt") or "runs here")
+    assert found["python"] == f"{platform.python_version()} {platform.machine()}"
+
+
+def test_the_variables_that_steer_pytest_are_inputs(monkeypatch):
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-k stats")
+    assert mutation.run_inputs()["environment PYTEST_ADDOPTS"] == "-k stats"
+
+
+def test_a_link_among_the_files_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("")
+    (tmp_path / "tests" / "data").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    with pytest.raises(OSError, match=r"^tests/data is not a plain file or folder$"):
+        list(mutation._plain_files(tmp_path / "tests"))
+    (tmp_path / "tests" / "data").unlink()
+    (tmp_path / "tests" / "__pycache__").mkdir()
+    (tmp_path / "tests" / "__pycache__" / "x.pyc").write_text("")
+    assert list(mutation._plain_files(tmp_path / "tests")) == [tmp_path / "tests" / "test_a.py"]
+    assert list(mutation._plain_files(tmp_path / "missing")) == []
 
 
 def test_a_written_record_is_the_verdict_for_the_same_inputs(record, inputs):
@@ -118,19 +144,60 @@ def test_changed_inputs_or_force_run_mutmut_and_a_failed_run_records_nothing(
     assert f"mutation testing runs: {expected}" in out and "error: mutmut run exited with 2" in out
 
 
-def test_without_git_the_run_goes_ahead_and_says_why(record, monkeypatch, capsys):
-    def no_git():
-        raise OSError("git: not found")
+def test_inputs_that_cannot_be_hashed_run_everything_and_say_why(record, monkeypatch, capsys):
+    def cannot():
+        raise OSError("tests/data is not a plain file or folder")
 
-    monkeypatch.setattr(mutation, "run_inputs", no_git)
+    monkeypatch.setattr(mutation, "run_inputs", cannot)
     monkeypatch.setattr(mutation, "run_mutmut", lambda n: 2)
     monkeypatch.setattr(mutation, "LOG", record.parent / "mutmut-run.log")
     (record.parent / "mutmut-run.log").write_text("")
     assert mutation.main([]) == 2
-    assert "mutation testing runs: git cannot list the inputs (git: not found)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mutation testing runs: its inputs cannot be hashed (tests/data is not a plain file or folder)" in out
 
 
-def test_the_committed_record_is_a_passing_run_with_a_table():
+def _judged(monkeypatch, inputs, verdict, mutants=()):
+    """main() past mutmut: these mutants loaded, and the verdict the judging prints a table for."""
+    monkeypatch.setattr(mutation, "run_inputs", lambda: inputs)
+    monkeypatch.setattr(mutation, "run_mutmut", lambda n: 0)
+    monkeypatch.setattr(mutation, "load_mutants", lambda paths: list(mutants))
+    monkeypatch.setattr(mutation, "judge", lambda *args: print(TABLE, end="") or verdict)
+
+
+@pytest.mark.parametrize("verdict", [0, 1, 2])
+def test_only_a_passing_run_writes_the_record(record, monkeypatch, capsys, inputs, verdict):
+    _judged(monkeypatch, inputs, verdict)
+    assert mutation.main([]) == verdict
+    if verdict == 0:
+        found, _ = mutation.recorded_verdict(inputs)
+        assert found["table"] == TABLE.strip().splitlines()
+        assert "(recorded in mutation/record.json: commit it with the change)" in capsys.readouterr().out
+    else:
+        assert not record.exists()
+
+
+def test_a_run_cut_short_writes_no_record(record, monkeypatch, inputs):
+    unrun = mutation.Mutant("trtbench.stats.x_decide__mutmut_1", "trtbench.stats", "trtbench/stats.py", "decide", None)
+    _judged(monkeypatch, inputs, 0, [unrun])
+    assert mutation.main([]) == 2
+    assert not record.exists()
+
+
+def test_judging_again_neither_runs_mutmut_nor_writes_the_record(record, monkeypatch, inputs):
+    _judged(monkeypatch, inputs, 0)
+    monkeypatch.setattr(mutation, "run_mutmut", _no_mutmut)
+    monkeypatch.setattr(mutation, "run_inputs", _no_mutmut)
+    assert mutation.main(["--again"]) == 0
+    assert not record.exists()
+
+
+def test_the_committed_record_is_a_passing_run_of_this_machine_kind():
     record = json.loads(mutation.RECORD.read_text())
-    assert record["table"][0].split()[:2] == ["module", "mutants"]
-    assert set(record["inputs"]) >= {"trtbench/stats.py", "[tool.mutmut]", "python"}
+    header, *rows = [line.split() for line in record["table"] if line.startswith(("module", "trtbench.", "fixtures."))]
+    assert header[:2] == ["module", "mutants"] and header[-2:] == ["score", "floor"]
+    assert {row[0] for row in rows} == {mutation.module_of(p) for p in mutation.mutmut_config()["only_mutate"]}
+    assert all(float(row[-2].rstrip("%")) >= float(row[-1].rstrip("%")) for row in rows)
+    assert {"trtbench/stats.py", "[tool.mutmut]", "python", "installed mutmut", "backend torch"} <= set(
+        record["inputs"]
+    )

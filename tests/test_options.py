@@ -252,21 +252,42 @@ def test_a_model_module_that_cannot_import_is_a_usage_error(pytester, monkeypatc
     with pytest.raises(pytest.UsageError) as caught:
         check_costly(options)
     message = str(caught.value)
-    assert message.startswith("torch cannot be imported (ModuleNotFoundError: import of trtbench.model halted")
-    assert message.endswith("): reinstall with README's set-up command")
+    assert message.startswith(
+        "the model code (trtbench.model, with torch and torchvision) cannot be imported: "
+        "ModuleNotFoundError: import of trtbench.model halted"
+    )
+    assert message.endswith(": reinstall with README's set-up command")
 
 
-def test_a_torch_that_cannot_load_is_one_line(run, pytester, monkeypatch):
-    # a half-finished install: torch's package is there, its shared libraries are not
+def test_a_cuda_layer_that_cannot_import_is_a_reason_not_a_traceback(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trtbench.gpu.cuda", None)
+    assert backend_problem("torch") == (
+        "the CUDA layer (trtbench.gpu.cuda, with cuda-bindings) cannot be imported: "
+        "ModuleNotFoundError: import of trtbench.gpu.cuda halted; None in sys.modules"
+    )
+
+
+@pytest.mark.parametrize(
+    "package, shown",
+    [
+        # a half-finished install: torch's package is there, its shared libraries are not
+        (
+            "raise OSError('libtorch_global_deps.so: cannot open shared object file')\n",
+            "OSError: libtorch_global_deps.so",
+        ),
+        # a file cut short when the disk filled up
+        ("def _load(:\n", "SyntaxError: "),
+    ],
+)
+def test_a_torch_that_cannot_load_is_one_line(run, pytester, monkeypatch, package, shown):
     fake = pytester.mkdir("broken")
     (fake / "torch").mkdir()
-    missing = "libtorch_global_deps.so: cannot open shared object file"
-    (fake / "torch" / "__init__.py").write_text(f"raise OSError({missing!r})\n")
+    (fake / "torch" / "__init__.py").write_text(package)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), os.environ["PYTHONPATH"]]))
     result = run("--model", "mobilenet_v3_small")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    lines = [x for x in result.stderr.lines if "torch cannot be imported" in x]
-    assert len(lines) == 1 and "OSError: libtorch_global_deps.so" in lines[0] and "set-up command" in lines[0]
+    lines = [x for x in result.stderr.lines if "cannot be imported" in x]
+    assert len(lines) == 1 and shown in lines[0] and lines[0].endswith("set-up command")
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
