@@ -57,6 +57,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script, from mutation/: the suite's own modules are imported below
+    sys.path.insert(0, str(ROOT))
 EQUIVALENTS = Path(__file__).resolve().parent / "equivalent.toml"
 RECORD_NAME = "mutation/record.json"
 RECORD = ROOT / RECORD_NAME
@@ -372,13 +374,16 @@ def run_inputs() -> dict[str, str]:
     bytecode caches aside), the settings, the Python, every installed distribution's version,
     the environment variables that steer pytest, and what each backend finds on this machine.
     Raises OSError where a file cannot be read or is not a plain file (links are not followed)."""
+    from fixtures.options import BACKENDS, backend_problem
+    from trtbench.files import file_sha256
+
     config = mutmut_config()
     inputs = {}
     for top in [*config["source_paths"], *config["also_copy"], "requirements.txt"]:
         for path in _plain_files(ROOT / top):
             name = path.relative_to(ROOT).as_posix()
             if name != RECORD_NAME:
-                inputs[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+                inputs[name] = file_sha256(path)
     inputs["[tool.mutmut]"] = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     inputs["python"] = f"{platform.python_version()} {platform.machine()}"
     for dist in importlib.metadata.distributions():
@@ -386,10 +391,6 @@ def run_inputs() -> dict[str, str]:
     for variable in ENVIRONMENT:
         if variable in os.environ:
             inputs[f"environment {variable}"] = os.environ[variable]
-    if str(ROOT) not in sys.path:  # run as a script, from mutation/
-        sys.path.insert(0, str(ROOT))
-    from fixtures.options import BACKENDS, backend_problem
-
     for backend in BACKENDS:
         inputs[f"backend {backend}"] = backend_problem(backend) or "runs here"
     return inputs
@@ -416,7 +417,7 @@ def recorded_verdict(inputs: dict[str, str]) -> tuple[dict | None, str]:
         record = json.loads(RECORD.read_text())
         recorded = record["inputs"]
         table, seconds, day = record["table"], record["seconds"], record["recorded"]
-        if not (isinstance(recorded, dict) and isinstance(table, list)):
+        if not (isinstance(recorded, dict) and isinstance(table, list) and all(isinstance(x, str) for x in table)):
             raise TypeError("inputs must be a table and table a list of lines")
     except FileNotFoundError:
         return None, f"no {RECORD_NAME}"
@@ -430,13 +431,15 @@ def recorded_verdict(inputs: dict[str, str]) -> tuple[dict | None, str]:
 
 
 def write_record(inputs: dict[str, str], table: str, seconds: int) -> None:
+    from trtbench.files import write_atomic
+
     record = {
         "recorded": datetime.date.today().isoformat(),
         "seconds": seconds,
         "table": table.strip("\n").splitlines(),
         "inputs": inputs,
     }
-    RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_atomic(RECORD, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -502,8 +505,11 @@ def main(argv: list[str] | None = None) -> int:
         status = 2  # judged what was run, for a look; no verdict on a run cut short
     seconds = round(time.monotonic() - start)
     if status == 0 and inputs is not None:
-        write_record(inputs, table.getvalue(), seconds)
-        print(f"(recorded in {RECORD_NAME}: commit it with the change)")
+        try:
+            write_record(inputs, table.getvalue(), seconds)
+            print(f"(recorded in {RECORD_NAME}: commit it with the change)")
+        except OSError as exc:  # the verdict stands; only its reuse is lost
+            print(f"(not recorded: {exc}; the next run runs everything again)")
     print(f"\nmutation testing: {'passed' if status == 0 else 'FAILED'} in {seconds} s")
     return status
 

@@ -100,6 +100,8 @@ UNREADABLE = "mutation/record.json is unreadable"
         ('{"inputs": {}, "table": []}', f"{UNREADABLE} (KeyError('seconds')"),
         ('{"inputs": [], "table": [], "seconds": 1, "recorded": "x"}', f"{UNREADABLE} (TypeError("),
         ('{"inputs": {}, "table": "x", "seconds": 1, "recorded": "x"}', f"{UNREADABLE} (TypeError("),
+        ('{"inputs": {}, "table": [1], "seconds": 1, "recorded": "x"}', f"{UNREADABLE} (TypeError("),
+        ("[]", f"{UNREADABLE} (TypeError("),
     ],
 )
 def test_a_missing_or_unreadable_record_runs_again_and_says_why(record, inputs, text, why):
@@ -175,6 +177,16 @@ def test_only_a_passing_run_writes_the_record(record, monkeypatch, capsys, input
         assert "(recorded in mutation/record.json: commit it with the change)" in capsys.readouterr().out
     else:
         assert not record.exists()
+
+
+def test_a_record_that_cannot_be_written_leaves_the_verdict_and_says_so(tmp_path, monkeypatch, capsys, inputs):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setattr(mutation, "RECORD", tmp_path / "a_file" / "record.json")
+    _judged(monkeypatch, inputs, 0)
+    assert mutation.main([]) == 0
+    out = capsys.readouterr().out
+    assert "(not recorded: " in out and "the next run runs everything again)" in out
+    assert out.rstrip().splitlines()[-1].startswith("mutation testing: passed in ")
 
 
 def test_a_run_cut_short_writes_no_record(record, monkeypatch, inputs):
